@@ -1,0 +1,158 @@
+//! Key derivation and DEK wrapping (`SPEC.md` sections 3 and 4).
+
+use aes_gcm::aead::{AeadInOut, KeyInit};
+use aes_gcm::{Aes256Gcm, Nonce};
+use argon2::{Algorithm, Argon2, Params, Version};
+use hkdf::Hkdf;
+use rand_core::CryptoRng;
+use sha2::Sha256;
+use zeroize::Zeroizing;
+
+use crate::rng::os_rng;
+use crate::secret::{SecretBytes, redacted_debug};
+use crate::{CryptoError, Dek, FORMAT_VERSION, Id, LinkSecret, Passphrase, PassphraseSalt, ServerKey};
+
+/// HKDF info label of the KEK.
+pub(crate) const KEK_LABEL: &[u8] = b"sealpost/v1/kek";
+
+/// Argon2id memory in KiB (19 MiB), iterations and lanes: OWASP's recommendation.
+pub(crate) const ARGON2_M_KIB: u32 = 19 * 1024;
+pub(crate) const ARGON2_T: u32 = 2;
+pub(crate) const ARGON2_P: u32 = 1;
+
+/// Longest passphrase accepted, in bytes of UTF-8.
+pub const MAX_PASSPHRASE_LEN: usize = 1024;
+
+const NONCE_LEN: usize = 12;
+const TAG_LEN: usize = 16;
+const HEADER_LEN: usize = 1 + 4;
+
+/// Length of a wrapped DEK: version ‖ key id ‖ nonce ‖ encrypted DEK ‖ tag.
+pub const WRAPPED_DEK_LEN: usize = HEADER_LEN + NONCE_LEN + 32 + TAG_LEN;
+
+/// A passphrase stretched by Argon2id (32 bytes).
+#[derive(Clone, PartialEq, Eq)]
+pub struct PassphraseKey(SecretBytes<32>);
+redacted_debug!(PassphraseKey);
+
+impl PassphraseKey {
+    /// Stretch `passphrase` with Argon2id (m = 19 MiB, t = 2, p = 1) under `salt`.
+    ///
+    /// This costs tens of milliseconds of CPU and 19 MiB of memory: callers bound how many run
+    /// at once, and run it off the async executor.
+    pub fn derive(passphrase: &Passphrase, salt: &PassphraseSalt) -> Result<Self, CryptoError> {
+        let bytes = passphrase.expose();
+        if bytes.len() > MAX_PASSPHRASE_LEN {
+            return Err(CryptoError::Limit("passphrase length"));
+        }
+        let params = Params::new(ARGON2_M_KIB, ARGON2_T, ARGON2_P, Some(32))
+            .map_err(|_| CryptoError::Limit("argon2 parameters"))?;
+        let mut out = Zeroizing::new([0u8; 32]);
+        Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+            .hash_password_into(bytes, salt.as_bytes(), out.as_mut_slice())
+            .map_err(|_| CryptoError::Limit("argon2"))?;
+        Ok(Self(SecretBytes::from_array(*out)))
+    }
+}
+
+/// A key-encryption key: binds one recipient's link secret (and passphrase) to one message.
+pub struct Kek(SecretBytes<32>);
+redacted_debug!(Kek);
+
+impl Kek {
+    /// `HKDF-SHA256(salt = server key, ikm = link secret ‖ passphrase key?,
+    /// info = "sealpost/v1/kek" ‖ message id ‖ recipient id)`, 32 bytes.
+    pub fn derive(
+        server_key: &ServerKey,
+        link_secret: &LinkSecret,
+        passphrase_key: Option<&PassphraseKey>,
+        message_id: &Id,
+        recipient_id: &Id,
+    ) -> Self {
+        let mut ikm = Zeroizing::new([0u8; 48]);
+        ikm[..16].copy_from_slice(link_secret.expose());
+        let ikm_len = match passphrase_key {
+            Some(pk) => {
+                ikm[16..].copy_from_slice(pk.0.expose());
+                48
+            }
+            None => 16,
+        };
+        let hk = Hkdf::<Sha256>::new(Some(server_key.expose()), &ikm[..ikm_len]);
+        let mut okm = Zeroizing::new([0u8; 32]);
+        // 32 bytes is far below HKDF-SHA256's limit of 255 * 32, so expansion cannot fail.
+        let expanded = hk.expand_multi_info(&[KEK_LABEL, message_id, recipient_id], okm.as_mut_slice());
+        debug_assert!(expanded.is_ok());
+        Self(SecretBytes::from_array(*okm))
+    }
+
+    /// Wrap `dek` with a random nonce; `key_id` names the server key the KEK came from.
+    pub fn wrap(&self, dek: &Dek, key_id: u32, message_id: &Id, recipient_id: &Id) -> Vec<u8> {
+        self.wrap_with(&mut os_rng(), dek, key_id, message_id, recipient_id)
+    }
+
+    /// Wrap `dek` with a nonce drawn from `rng`.
+    pub fn wrap_with(
+        &self,
+        rng: &mut (impl CryptoRng + ?Sized),
+        dek: &Dek,
+        key_id: u32,
+        message_id: &Id,
+        recipient_id: &Id,
+    ) -> Vec<u8> {
+        let mut nonce = [0u8; NONCE_LEN];
+        rng.fill_bytes(&mut nonce);
+        let mut out = Vec::with_capacity(WRAPPED_DEK_LEN);
+        out.push(FORMAT_VERSION);
+        out.extend_from_slice(&key_id.to_be_bytes());
+        out.extend_from_slice(&nonce);
+        out.extend_from_slice(dek.expose());
+        let aad = wrap_aad(message_id, recipient_id);
+        let cipher = Aes256Gcm::new(self.0.expose().into());
+        let (_, body) = out.split_at_mut(HEADER_LEN + NONCE_LEN);
+        // AES-GCM fails only for messages over 64 GiB; a DEK is 32 bytes.
+        match cipher.encrypt_inout_detached(&Nonce::from(nonce), &aad, body.into()) {
+            Ok(tag) => out.extend_from_slice(&tag),
+            Err(_) => unreachable!("AES-GCM refused a 32-byte message"),
+        }
+        out
+    }
+
+    /// Unwrap a DEK wrapped by [`Kek::wrap`] for the same message and recipient.
+    pub fn unwrap(&self, wrapped: &[u8], message_id: &Id, recipient_id: &Id) -> Result<Dek, CryptoError> {
+        wrapped_key_id(wrapped)?;
+        let (header_nonce, rest) = wrapped.split_at(HEADER_LEN + NONCE_LEN);
+        let (ciphertext, tag) = rest.split_at(32);
+        let nonce: [u8; NONCE_LEN] = header_nonce[HEADER_LEN..]
+            .try_into()
+            .map_err(|_| CryptoError::Malformed("wrapped key"))?;
+        let tag: [u8; TAG_LEN] = tag.try_into().map_err(|_| CryptoError::Malformed("wrapped key"))?;
+        let mut dek = Zeroizing::new([0u8; 32]);
+        dek.copy_from_slice(ciphertext);
+        let aad = wrap_aad(message_id, recipient_id);
+        Aes256Gcm::new(self.0.expose().into())
+            .decrypt_inout_detached(&Nonce::from(nonce), &aad, dek.as_mut_slice().into(), &tag.into())
+            .map_err(|_| CryptoError::CouldNotOpen)?;
+        Ok(Dek::from_array(*dek))
+    }
+}
+
+/// The server key id a wrapped DEK was made under, so the server can pick the key to derive
+/// the KEK with. Checks the length and version only.
+pub fn wrapped_key_id(wrapped: &[u8]) -> Result<u32, CryptoError> {
+    if wrapped.len() != WRAPPED_DEK_LEN {
+        return Err(CryptoError::Malformed("wrapped key"));
+    }
+    if wrapped[0] != FORMAT_VERSION {
+        return Err(CryptoError::Malformed("wrapped key version"));
+    }
+    let id: [u8; 4] = wrapped[1..5].try_into().map_err(|_| CryptoError::Malformed("wrapped key"))?;
+    Ok(u32::from_be_bytes(id))
+}
+
+fn wrap_aad(message_id: &Id, recipient_id: &Id) -> [u8; 32] {
+    let mut aad = [0u8; 32];
+    aad[..16].copy_from_slice(message_id);
+    aad[16..].copy_from_slice(recipient_id);
+    aad
+}
