@@ -2,7 +2,9 @@
 //! Argon2id passphrase derivation. Run with `bench/crypto.sh` to compare against OpenSSL.
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use sealpost_crypto::{Dek, PartDecryptor, PartEncryptor, Passphrase, PassphraseKey, PassphraseSalt};
+use sealpost_crypto::{
+    Dek, PartDecryptor, PartEncryptor, Passphrase, PassphraseKey, PassphraseSalt,
+};
 use std::hint::black_box;
 
 const PART: usize = 64 << 20;

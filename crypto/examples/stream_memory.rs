@@ -9,7 +9,11 @@ use std::time::Instant;
 use sealpost_crypto::{Dek, PartDecryptor, PartEncryptor};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let mib: usize = std::env::args().nth(1).map(|a| a.parse()).transpose()?.unwrap_or(1024);
+    let mib: usize = std::env::args()
+        .nth(1)
+        .map(|a| a.parse())
+        .transpose()?
+        .unwrap_or(1024);
     let dek = Dek::generate();
     let msg = [1u8; 16];
     let piece = vec![0x42u8; 1 << 20];
@@ -34,7 +38,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     assert_eq!(opened, mib << 20);
     let secs = started.elapsed().as_secs_f64();
     let status = std::fs::read_to_string("/proc/self/status")?;
-    let hwm = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap_or("VmHWM: unknown");
+    let hwm = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .unwrap_or("VmHWM: unknown");
     println!("streamed {mib} MiB (encrypt+decrypt) in {secs:.2} s; peak {hwm}");
     Ok(())
 }

@@ -10,7 +10,9 @@ use zeroize::Zeroizing;
 
 use crate::rng::os_rng;
 use crate::secret::{SecretBytes, redacted_debug};
-use crate::{CryptoError, Dek, FORMAT_VERSION, Id, LinkSecret, Passphrase, PassphraseSalt, ServerKey};
+use crate::{
+    CryptoError, Dek, FORMAT_VERSION, Id, LinkSecret, Passphrase, PassphraseSalt, ServerKey,
+};
 
 /// HKDF info label of the KEK.
 pub(crate) const KEK_LABEL: &[u8] = b"sealpost/v1/kek";
@@ -81,7 +83,8 @@ impl Kek {
         let hk = Hkdf::<Sha256>::new(Some(server_key.expose()), &ikm[..ikm_len]);
         let mut okm = Zeroizing::new([0u8; 32]);
         // 32 bytes is far below HKDF-SHA256's limit of 255 * 32, so expansion cannot fail.
-        let expanded = hk.expand_multi_info(&[KEK_LABEL, message_id, recipient_id], okm.as_mut_slice());
+        let expanded =
+            hk.expand_multi_info(&[KEK_LABEL, message_id, recipient_id], okm.as_mut_slice());
         debug_assert!(expanded.is_ok());
         Self(SecretBytes::from_array(*okm))
     }
@@ -119,19 +122,31 @@ impl Kek {
     }
 
     /// Unwrap a DEK wrapped by [`Kek::wrap`] for the same message and recipient.
-    pub fn unwrap(&self, wrapped: &[u8], message_id: &Id, recipient_id: &Id) -> Result<Dek, CryptoError> {
+    pub fn unwrap(
+        &self,
+        wrapped: &[u8],
+        message_id: &Id,
+        recipient_id: &Id,
+    ) -> Result<Dek, CryptoError> {
         wrapped_key_id(wrapped)?;
         let (header_nonce, rest) = wrapped.split_at(HEADER_LEN + NONCE_LEN);
         let (ciphertext, tag) = rest.split_at(32);
         let nonce: [u8; NONCE_LEN] = header_nonce[HEADER_LEN..]
             .try_into()
             .map_err(|_| CryptoError::Malformed("wrapped key"))?;
-        let tag: [u8; TAG_LEN] = tag.try_into().map_err(|_| CryptoError::Malformed("wrapped key"))?;
+        let tag: [u8; TAG_LEN] = tag
+            .try_into()
+            .map_err(|_| CryptoError::Malformed("wrapped key"))?;
         let mut dek = Zeroizing::new([0u8; 32]);
         dek.copy_from_slice(ciphertext);
         let aad = wrap_aad(message_id, recipient_id);
         Aes256Gcm::new(self.0.expose().into())
-            .decrypt_inout_detached(&Nonce::from(nonce), &aad, dek.as_mut_slice().into(), &tag.into())
+            .decrypt_inout_detached(
+                &Nonce::from(nonce),
+                &aad,
+                dek.as_mut_slice().into(),
+                &tag.into(),
+            )
             .map_err(|_| CryptoError::CouldNotOpen)?;
         Ok(Dek::from_array(*dek))
     }
@@ -146,7 +161,9 @@ pub fn wrapped_key_id(wrapped: &[u8]) -> Result<u32, CryptoError> {
     if wrapped[0] != FORMAT_VERSION {
         return Err(CryptoError::Malformed("wrapped key version"));
     }
-    let id: [u8; 4] = wrapped[1..5].try_into().map_err(|_| CryptoError::Malformed("wrapped key"))?;
+    let id: [u8; 4] = wrapped[1..5]
+        .try_into()
+        .map_err(|_| CryptoError::Malformed("wrapped key"))?;
     Ok(u32::from_be_bytes(id))
 }
 

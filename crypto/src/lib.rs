@@ -27,7 +27,9 @@ pub use kdf::{Kek, MAX_PASSPHRASE_LEN, PassphraseKey, WRAPPED_DEK_LEN, wrapped_k
 pub use rand_core::CryptoRng;
 pub use rng::{OsRng, random_bytes};
 pub use secret::{Dek, LinkSecret, Passphrase, PassphraseSalt, ServerKey};
-pub use stream::{CHUNK_LEN, PART_HEADER_LEN, PartDecryptor, PartEncryptor, SEALED_CHUNK_LEN, TAG_LEN};
+pub use stream::{
+    CHUNK_LEN, PART_HEADER_LEN, PartDecryptor, PartEncryptor, SEALED_CHUNK_LEN, TAG_LEN,
+};
 
 /// A message or recipient id: the 16 bytes of its UUID. Ids are not secret; they bind keys and
 /// ciphertext to one message and one recipient.

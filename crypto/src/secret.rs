@@ -1,7 +1,5 @@
 //! The secret values of envelope v1 and their text forms.
 
-
-
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use rand_core::CryptoRng;
@@ -44,7 +42,10 @@ impl<const N: usize> PartialEq for SecretBytes<N> {
 impl<const N: usize> Eq for SecretBytes<N> {}
 
 /// Decode unpadded base64url into exactly `N` bytes, refusing every other form.
-fn decode_b64url<const N: usize>(text: &str, what: &'static str) -> Result<SecretBytes<N>, CryptoError> {
+fn decode_b64url<const N: usize>(
+    text: &str,
+    what: &'static str,
+) -> Result<SecretBytes<N>, CryptoError> {
     let expected_len = (N * 8).div_ceil(6);
     if text.len() != expected_len {
         return Err(CryptoError::Malformed(what));
@@ -95,12 +96,18 @@ impl ServerKey {
 
     /// A new random key from `rng` with the given id.
     pub fn generate_with(rng: &mut (impl CryptoRng + ?Sized), key_id: u32) -> Self {
-        Self { key_id, bytes: SecretBytes::random(rng) }
+        Self {
+            key_id,
+            bytes: SecretBytes::random(rng),
+        }
     }
 
     /// A key from its 32 bytes.
     pub fn from_bytes(key_id: u32, bytes: [u8; 32]) -> Self {
-        Self { key_id, bytes: SecretBytes::from_array(bytes) }
+        Self {
+            key_id,
+            bytes: SecretBytes::from_array(bytes),
+        }
     }
 
     /// Parse the text form written by [`ServerKey::encode`]
@@ -109,11 +116,15 @@ impl ServerKey {
     pub fn parse(text: &str) -> Result<Self, CryptoError> {
         let text = text.trim();
         if let Some(rest) = text.strip_prefix(SERVER_KEY_PREFIX) {
-            let (id, key) = rest.split_once('.').ok_or(CryptoError::Malformed("server key"))?;
+            let (id, key) = rest
+                .split_once('.')
+                .ok_or(CryptoError::Malformed("server key"))?;
             if id.is_empty() || id.len() > 10 || !id.bytes().all(|b| b.is_ascii_digit()) {
                 return Err(CryptoError::Malformed("server key id"));
             }
-            let key_id = id.parse().map_err(|_| CryptoError::Malformed("server key id"))?;
+            let key_id = id
+                .parse()
+                .map_err(|_| CryptoError::Malformed("server key id"))?;
             let bytes = decode_b64url::<32>(key, "server key")?;
             return Ok(Self { key_id, bytes });
         }
@@ -138,7 +149,11 @@ impl ServerKey {
     /// The text form, for the key file.
     pub fn encode(&self) -> Zeroizing<String> {
         let key = encode_b64url(self.bytes.expose());
-        Zeroizing::new(format!("{SERVER_KEY_PREFIX}{}.{}", self.key_id, key.as_str()))
+        Zeroizing::new(format!(
+            "{SERVER_KEY_PREFIX}{}.{}",
+            self.key_id,
+            key.as_str()
+        ))
     }
 
     /// The key id (not secret).

@@ -33,7 +33,10 @@ fn part_cipher(dek: &Dek, message_id: &Id, part_no: u32) -> Cipher {
     let hk = Hkdf::<Sha256>::new(None, dek.expose());
     let mut key = Zeroizing::new([0u8; 32]);
     // 32 bytes is far below HKDF-SHA256's output limit, so expansion cannot fail.
-    let expanded = hk.expand_multi_info(&[PART_LABEL, message_id, &part_no.to_be_bytes()], key.as_mut_slice());
+    let expanded = hk.expand_multi_info(
+        &[PART_LABEL, message_id, &part_no.to_be_bytes()],
+        key.as_mut_slice(),
+    );
     debug_assert!(expanded.is_ok());
     let key: &[u8; 32] = &key;
     Cipher::new(key.into())
@@ -57,7 +60,9 @@ pub struct PartEncryptor {
 
 impl core::fmt::Debug for PartEncryptor {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("PartEncryptor").field("pending", &self.pending.len()).finish_non_exhaustive()
+        f.debug_struct("PartEncryptor")
+            .field("pending", &self.pending.len())
+            .finish_non_exhaustive()
     }
 }
 
@@ -68,12 +73,24 @@ impl PartEncryptor {
     }
 
     /// A new encryptor whose nonce prefix is drawn from `rng`.
-    pub fn new_with(rng: &mut (impl CryptoRng + ?Sized), dek: &Dek, message_id: &Id, part_no: u32) -> Self {
+    pub fn new_with(
+        rng: &mut (impl CryptoRng + ?Sized),
+        dek: &Dek,
+        message_id: &Id,
+        part_no: u32,
+    ) -> Self {
         let mut header = [0u8; PART_HEADER_LEN];
         header[0] = FORMAT_VERSION;
         rng.fill_bytes(&mut header[1..]);
-        let stream = EncryptorBE32::from_aead(part_cipher(dek, message_id, part_no), &nonce_prefix(&header).into());
-        Self { header, stream, pending: Zeroizing::new(Vec::with_capacity(SEALED_CHUNK_LEN)) }
+        let stream = EncryptorBE32::from_aead(
+            part_cipher(dek, message_id, part_no),
+            &nonce_prefix(&header).into(),
+        );
+        Self {
+            header,
+            stream,
+            pending: Zeroizing::new(Vec::with_capacity(SEALED_CHUNK_LEN)),
+        }
     }
 
     /// The part header, to be stored with the part and given to [`PartDecryptor::new`].
@@ -86,7 +103,8 @@ impl PartEncryptor {
         let mut sealed = Vec::new();
         while !data.is_empty() {
             if self.pending.len() == CHUNK_LEN {
-                let mut chunk = core::mem::replace(&mut *self.pending, Vec::with_capacity(SEALED_CHUNK_LEN));
+                let mut chunk =
+                    core::mem::replace(&mut *self.pending, Vec::with_capacity(SEALED_CHUNK_LEN));
                 // Sealing overwrites the plaintext in place, so nothing is left to wipe.
                 self.stream
                     .encrypt_next_in_place(&self.header, &mut chunk)
@@ -124,35 +142,63 @@ pub struct PartDecryptor {
 
 impl core::fmt::Debug for PartDecryptor {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("PartDecryptor").field("failed", &self.stream.is_none()).finish_non_exhaustive()
+        f.debug_struct("PartDecryptor")
+            .field("failed", &self.stream.is_none())
+            .finish_non_exhaustive()
     }
 }
 
 impl PartDecryptor {
     /// A decryptor for part `part_no` of message `message_id`, given the stored part header.
-    pub fn new(dek: &Dek, message_id: &Id, part_no: u32, header: &[u8]) -> Result<Self, CryptoError> {
-        let header: [u8; PART_HEADER_LEN] = header.try_into().map_err(|_| CryptoError::Malformed("part header"))?;
+    pub fn new(
+        dek: &Dek,
+        message_id: &Id,
+        part_no: u32,
+        header: &[u8],
+    ) -> Result<Self, CryptoError> {
+        let header: [u8; PART_HEADER_LEN] = header
+            .try_into()
+            .map_err(|_| CryptoError::Malformed("part header"))?;
         if header[0] != FORMAT_VERSION {
             return Err(CryptoError::Malformed("part header version"));
         }
-        let stream = DecryptorBE32::from_aead(part_cipher(dek, message_id, part_no), &nonce_prefix(&header).into());
-        Ok(Self { header, stream: Some(stream), held: None })
+        let stream = DecryptorBE32::from_aead(
+            part_cipher(dek, message_id, part_no),
+            &nonce_prefix(&header).into(),
+        );
+        Ok(Self {
+            header,
+            stream: Some(stream),
+            held: None,
+        })
     }
 
     /// Give the next sealed chunk; returns the plaintext of the previous one, if any.
-    pub fn push(&mut self, sealed: impl Into<Vec<u8>>) -> Result<Option<Zeroizing<Vec<u8>>>, CryptoError> {
+    pub fn push(
+        &mut self,
+        sealed: impl Into<Vec<u8>>,
+    ) -> Result<Option<Zeroizing<Vec<u8>>>, CryptoError> {
         let sealed = sealed.into();
         if sealed.len() < TAG_LEN || sealed.len() > SEALED_CHUNK_LEN {
             self.stream = None;
             return Err(CryptoError::CouldNotOpen);
         }
         let Some(mut previous) = self.held.replace(sealed) else {
-            return if self.stream.is_some() { Ok(None) } else { Err(CryptoError::State("failed earlier")) };
+            return if self.stream.is_some() {
+                Ok(None)
+            } else {
+                Err(CryptoError::State("failed earlier"))
+            };
         };
-        let stream = self.stream.as_mut().ok_or(CryptoError::State("failed earlier"))?;
+        let stream = self
+            .stream
+            .as_mut()
+            .ok_or(CryptoError::State("failed earlier"))?;
         // Every chunk but the last is full; a short one followed by more is a truncation splice.
         let opened = previous.len() == SEALED_CHUNK_LEN
-            && stream.decrypt_next_in_place(&self.header, &mut previous).is_ok();
+            && stream
+                .decrypt_next_in_place(&self.header, &mut previous)
+                .is_ok();
         if !opened {
             self.stream = None;
             self.held = None;
@@ -164,7 +210,10 @@ impl PartDecryptor {
     /// Check the last chunk and return its plaintext. Fails if no chunk was given, or if the
     /// chunk given last was not sealed as the last one (the stream was truncated).
     pub fn finish(mut self) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
-        let stream = self.stream.take().ok_or(CryptoError::State("failed earlier"))?;
+        let stream = self
+            .stream
+            .take()
+            .ok_or(CryptoError::State("failed earlier"))?;
         let mut last = self.held.take().ok_or(CryptoError::CouldNotOpen)?;
         stream
             .decrypt_last_in_place(&self.header, &mut last)

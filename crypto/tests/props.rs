@@ -34,7 +34,11 @@ fn open(dek: &Dek, header: &[u8], chunks: &[Vec<u8>]) -> Option<Vec<u8>> {
 }
 
 fn sizes() -> impl Strategy<Value = usize> {
-    prop_oneof![0..300usize, (CHUNK_LEN - 300)..(CHUNK_LEN + 300), 0..(4 * CHUNK_LEN + 7)]
+    prop_oneof![
+        0..300usize,
+        (CHUNK_LEN - 300)..(CHUNK_LEN + 300),
+        0..(4 * CHUNK_LEN + 7)
+    ]
 }
 
 proptest! {

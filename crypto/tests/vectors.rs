@@ -7,7 +7,8 @@ use std::convert::Infallible;
 use rand_core::{TryCryptoRng, TryRng};
 use sealpost_crypto::hash::sha256;
 use sealpost_crypto::{
-    Dek, Id, Kek, LinkSecret, PartDecryptor, PartEncryptor, Passphrase, PassphraseKey, PassphraseSalt, ServerKey,
+    Dek, Id, Kek, LinkSecret, PartDecryptor, PartEncryptor, Passphrase, PassphraseKey,
+    PassphraseSalt, ServerKey,
 };
 use serde_json::Value;
 
@@ -67,7 +68,9 @@ fn inputs() -> Inputs {
     let key_id = v["server_key_id"].as_u64().expect("key id") as u32;
     Inputs {
         server_key: ServerKey::from_bytes(key_id, key),
-        link_secret: LinkSecret::generate_with(&mut script(v["link_secret"].as_str().expect("secret"))),
+        link_secret: LinkSecret::generate_with(&mut script(
+            v["link_secret"].as_str().expect("secret"),
+        )),
         message_id: id(&v, "message_id"),
         recipient_id: id(&v, "recipient_id"),
         dek: Dek::generate_with(&mut script(v["dek"].as_str().expect("dek"))),
@@ -79,20 +82,47 @@ fn inputs() -> Inputs {
 fn text_forms_match() {
     let i = inputs();
     let forms = &i.v["text_forms"];
-    assert_eq!(i.link_secret.encode().as_str(), forms["link_secret"].as_str().expect("str"));
-    assert_eq!(LinkSecret::parse(forms["link_secret"].as_str().expect("str")).expect("parses"), i.link_secret);
-    assert_eq!(i.server_key.encode().as_str(), forms["server_key"].as_str().expect("str"));
+    assert_eq!(
+        i.link_secret.encode().as_str(),
+        forms["link_secret"].as_str().expect("str")
+    );
+    assert_eq!(
+        LinkSecret::parse(forms["link_secret"].as_str().expect("str")).expect("parses"),
+        i.link_secret
+    );
+    assert_eq!(
+        i.server_key.encode().as_str(),
+        forms["server_key"].as_str().expect("str")
+    );
     let parsed = ServerKey::parse(forms["server_key"].as_str().expect("str")).expect("parses");
     assert_eq!(parsed, i.server_key);
     assert_eq!(parsed.key_id(), 7);
 }
 
 fn check_wrap(i: &Inputs, passphrase_key: Option<&PassphraseKey>, expected_key: &str) {
-    let kek = Kek::derive(&i.server_key, &i.link_secret, passphrase_key, &i.message_id, &i.recipient_id);
+    let kek = Kek::derive(
+        &i.server_key,
+        &i.link_secret,
+        passphrase_key,
+        &i.message_id,
+        &i.recipient_id,
+    );
     let nonce = i.v["inputs"]["wrap_nonce"].as_str().expect("nonce");
-    let wrapped = kek.wrap_with(&mut script(nonce), &i.dek, i.server_key.key_id(), &i.message_id, &i.recipient_id);
-    assert_eq!(hex::encode(&wrapped), i.v[expected_key].as_str().expect("wrapped"), "{expected_key}");
-    let dek = kek.unwrap(&wrapped, &i.message_id, &i.recipient_id).expect("unwraps");
+    let wrapped = kek.wrap_with(
+        &mut script(nonce),
+        &i.dek,
+        i.server_key.key_id(),
+        &i.message_id,
+        &i.recipient_id,
+    );
+    assert_eq!(
+        hex::encode(&wrapped),
+        i.v[expected_key].as_str().expect("wrapped"),
+        "{expected_key}"
+    );
+    let dek = kek
+        .unwrap(&wrapped, &i.message_id, &i.recipient_id)
+        .expect("unwraps");
     assert_eq!(dek, i.dek);
 }
 
@@ -104,8 +134,14 @@ fn wrapped_dek_without_passphrase_matches() {
 #[test]
 fn passphrase_key_and_wrapped_dek_with_passphrase_match() {
     let i = inputs();
-    let salt = PassphraseSalt::from_slice(&hex_field(&i.v["inputs"], "passphrase_salt")).expect("salt");
-    let passphrase = Passphrase::new(i.v["inputs"]["passphrase"].as_str().expect("pass").to_owned());
+    let salt =
+        PassphraseSalt::from_slice(&hex_field(&i.v["inputs"], "passphrase_salt")).expect("salt");
+    let passphrase = Passphrase::new(
+        i.v["inputs"]["passphrase"]
+            .as_str()
+            .expect("pass")
+            .to_owned(),
+    );
     let pk = PassphraseKey::derive(&passphrase, &salt).expect("derives");
     check_wrap(&i, Some(&pk), "wrapped_dek_with_passphrase");
 }
@@ -127,21 +163,32 @@ fn sealed_parts_match() {
         };
         let prefix = i.v["inputs"]["nonce_prefix"].as_str().expect("prefix");
         let mut enc = PartEncryptor::new_with(&mut script(prefix), &i.dek, &i.message_id, part_no);
-        assert_eq!(hex::encode(enc.header()), part["header"].as_str().expect("header"));
+        assert_eq!(
+            hex::encode(enc.header()),
+            part["header"].as_str().expect("header")
+        );
         let mut sealed = enc.push(&plaintext).expect("push");
         sealed.push(enc.finish().expect("finish"));
         let expected = part["chunks"].as_array().expect("chunks");
-        assert_eq!(sealed.len(), expected.len(), "chunk count of part {part_no}");
+        assert_eq!(
+            sealed.len(),
+            expected.len(),
+            "chunk count of part {part_no}"
+        );
         for (got, want) in sealed.iter().zip(expected) {
             match want.as_str() {
                 Some(hex_chunk) => assert_eq!(hex::encode(got), hex_chunk),
                 None => {
                     assert_eq!(got.len() as u64, want["len"].as_u64().expect("len"));
-                    assert_eq!(hex::encode(sha256(got)), want["sha256"].as_str().expect("sha"));
+                    assert_eq!(
+                        hex::encode(sha256(got)),
+                        want["sha256"].as_str().expect("sha")
+                    );
                 }
             }
         }
-        let mut dec = PartDecryptor::new(&i.dek, &i.message_id, part_no, &enc_header(part)).expect("header ok");
+        let mut dec = PartDecryptor::new(&i.dek, &i.message_id, part_no, &enc_header(part))
+            .expect("header ok");
         let mut opened = Vec::new();
         for chunk in sealed {
             if let Some(p) = dec.push(chunk).expect("opens") {
