@@ -1,0 +1,378 @@
+//! Start-up: data directory, server key, database, first admin; and running the listeners.
+//!
+//! `App::open` is what every CLI command needs (it never prints); `App::build` adds first-run
+//! set-up for `serve`. Listeners take an already-bound `TcpListener` and a shutdown future, so
+//! tests bind `127.0.0.1:0` and never sleep waiting for readiness.
+//!
+//! The server key is read from `server_key` (environment) or `server_key_file`, never from
+//! the database, and is generated with mode 0600 on first start. It is never logged.
+
+use std::future::Future;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use sealpost_crypto::ServerKey;
+use secrecy::ExposeSecret;
+use serde_json::json;
+use zeroize::Zeroizing;
+
+use crate::audit::{self, Action, Event, actor};
+use crate::config::Config;
+use crate::store::users::{self, Role};
+use crate::store::{Store, StoreError};
+use crate::web;
+
+/// What every handler gets: cheap to clone.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub config: Arc<Config>,
+    pub server_key: Arc<ServerKey>,
+}
+
+/// An opened Sealpost instance.
+#[derive(Debug)]
+pub struct App {
+    state: AppState,
+}
+
+/// The email of the admin created on first start.
+pub const FIRST_ADMIN_EMAIL: &str = "admin@localhost";
+
+/// Credentials of a freshly created account, shown once.
+#[derive(Debug)]
+pub struct NewCredentials {
+    pub email: String,
+    pub password: Zeroizing<String>,
+}
+
+impl App {
+    /// Create/open the data directory, load or generate the server key, open and migrate the
+    /// database. Prints nothing.
+    pub async fn open(config: Config) -> anyhow::Result<Self> {
+        create_private_dir(&config.data_dir)?;
+        let server_key = load_or_create_server_key(&config)?;
+        if let Some(db_file) = Store::sqlite_file(&config.database_url) {
+            precreate_private_file(&db_file)?;
+        }
+        let store = Store::open(&config.database_url)
+            .await
+            .context("cannot open the database")?;
+        store
+            .migrate()
+            .await
+            .context("cannot migrate the database")?;
+        Ok(Self {
+            state: AppState {
+                store,
+                config: Arc::new(config),
+                server_key: Arc::new(server_key),
+            },
+        })
+    }
+
+    /// [`App::open`], then on first run (no users) create `admin@localhost` with a generated
+    /// password and print it once to stdout.
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        let app = Self::open(config).await?;
+        if let Some(admin) = ensure_first_admin(&app.state.store).await? {
+            let mut out = std::io::stdout().lock();
+            writeln!(
+                out,
+                "created first admin {} with one-time password:",
+                admin.email
+            )?;
+            writeln!(out, "{}", admin.password.as_str())?;
+            out.flush()?;
+        }
+        Ok(app)
+    }
+
+    /// The state handed to handlers.
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.state.store
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.state.config
+    }
+
+    /// Serve HTTP on `listener` until `shutdown` resolves, then finish in-flight requests.
+    /// Refuses plain HTTP on a public address (see [`web::check_listener_policy`]).
+    pub async fn serve_http(
+        &self,
+        listener: tokio::net::TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let addr = listener.local_addr()?;
+        web::check_listener_policy(addr, &self.state.config)?;
+        tracing::info!(%addr, "HTTP listening");
+        let router = web::router(self.state.clone());
+        axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await
+        .context("HTTP server failed")?;
+        tracing::info!("HTTP stopped");
+        Ok(())
+    }
+}
+
+/// A random password for a new account: 18 random bytes as 24 base64url characters.
+pub fn generate_password() -> Zeroizing<String> {
+    let bytes = Zeroizing::new(sealpost_crypto::random_bytes::<18>());
+    Zeroizing::new(URL_SAFE_NO_PAD.encode(bytes.as_slice()))
+}
+
+/// Hash a password off the async runtime (Argon2id is CPU- and memory-heavy).
+pub async fn hash_password(password: Zeroizing<String>) -> anyhow::Result<String> {
+    tokio::task::spawn_blocking(move || sealpost_crypto::password::hash(&password))
+        .await
+        .context("password hashing task failed")?
+        .context("cannot hash password")
+}
+
+/// If there are no users, create [`FIRST_ADMIN_EMAIL`] with a generated password (audited as
+/// `user_added` by `system`) and return its credentials.
+pub async fn ensure_first_admin(store: &Store) -> anyhow::Result<Option<NewCredentials>> {
+    {
+        let mut conn = store.acquire().await?;
+        if users::count(&mut conn).await? > 0 {
+            return Ok(None);
+        }
+    }
+    let password = generate_password();
+    let hash = hash_password(password.clone()).await?;
+    let mut tx = store.begin_write().await?;
+    // Re-check under the write lock: another process may have created a user meanwhile.
+    if users::count(&mut tx).await? > 0 {
+        return Ok(None);
+    }
+    let user = users::insert(&mut tx, FIRST_ADMIN_EMAIL, Role::Admin, &hash).await?;
+    audit::record(
+        &mut tx,
+        Event::new(actor::SYSTEM, Action::UserAdded).with_detail(
+            json!({ "user_id": user.id, "email": user.email, "role": "admin", "first_run": true }),
+        ),
+    )
+    .await?;
+    tx.commit().await.map_err(StoreError::from)?;
+    tracing::info!(email = FIRST_ADMIN_EMAIL, "created first admin");
+    Ok(Some(NewCredentials {
+        email: user.email,
+        password,
+    }))
+}
+
+#[cfg(unix)]
+fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    if dir.is_dir() {
+        let mode = std::fs::metadata(dir)?.permissions().mode();
+        if mode & 0o077 != 0 {
+            tracing::warn!(dir = %dir.display(), mode = format!("{:o}", mode & 0o777), "data directory is accessible to other users; chmod 700 recommended");
+        }
+        return Ok(());
+    }
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .with_context(|| format!("cannot create data directory {}", dir.display()))
+}
+
+#[cfg(not(unix))]
+fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("cannot create data directory {}", dir.display()))
+}
+
+/// The server key from `config.server_key`, else from `config.server_key_file`, generating
+/// that file (mode 0600, fsync'd) if it does not exist. Errors never include key material.
+pub fn load_or_create_server_key(config: &Config) -> anyhow::Result<ServerKey> {
+    if let Some(text) = &config.server_key {
+        return ServerKey::parse(text.expose_secret().trim())
+            .map_err(|e| anyhow::anyhow!("SEALPOST_SERVER_KEY is not a valid server key: {e}"));
+    }
+    let path = &config.server_key_file;
+    match std::fs::read_to_string(path) {
+        Ok(text) => {
+            let text = Zeroizing::new(text);
+            warn_if_readable_by_others(path);
+            ServerKey::parse(text.trim()).map_err(|e| {
+                anyhow::anyhow!("server key file {} is not valid: {e}", path.display())
+            })
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let key = ServerKey::generate();
+            write_private_file(path, key.encode().as_bytes())
+                .with_context(|| format!("cannot write server key file {}", path.display()))?;
+            tracing::info!(path = %path.display(), "generated a new server key; back it up separately from the database");
+            Ok(key)
+        }
+        Err(e) => Err(e).with_context(|| format!("cannot read server key file {}", path.display())),
+    }
+}
+
+#[cfg(unix)]
+fn warn_if_readable_by_others(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    if let Ok(meta) = std::fs::metadata(path) {
+        let mode = meta.permissions().mode();
+        if mode & 0o077 != 0 {
+            tracing::warn!(path = %path.display(), mode = format!("{:o}", mode & 0o777), "server key file is accessible to other users; chmod 600 it");
+        }
+    }
+}
+
+#[cfg(not(unix))]
+fn warn_if_readable_by_others(_path: &Path) {}
+
+/// Create an empty database file with mode 0600 if none exists, so SQLite (which gives its
+/// `-wal` and `-shm` files the main file's mode) never creates world-readable files.
+fn precreate_private_file(path: &Path) -> anyhow::Result<()> {
+    if path.exists() {
+        return Ok(());
+    }
+    match write_private_file(path, b"") {
+        Ok(()) => Ok(()),
+        // Lost a race with another process creating it: fine.
+        Err(_) if path.exists() => Ok(()),
+        Err(e) => Err(e.context(format!("cannot create database file {}", path.display()))),
+    }
+}
+
+/// Create `path` exclusively with mode 0600, write `bytes` and fsync file and directory.
+fn write_private_file(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        create_private_dir(parent)?;
+    }
+    let mut file = options.open(path)?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        // Make the new directory entry durable too.
+        if let Ok(dir) = std::fs::File::open(parent) {
+            dir.sync_all().ok();
+        }
+    }
+    Ok(())
+}
+
+/// Refuse to continue if `email` is obviously not an address. Full validation belongs to the
+/// domain `EmailAddress` type; this keeps the CLI from storing garbage.
+pub fn check_staff_email(email: &str) -> anyhow::Result<()> {
+    let email = email.trim();
+    let ok = email.len() <= 254
+        && !email.chars().any(|c| c.is_whitespace() || c.is_control())
+        && matches!(email.split_once('@'), Some((l, d)) if !l.is_empty() && !d.is_empty() && !d.contains('@'));
+    if !ok {
+        bail!("{email:?} is not a valid email address");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::RawConfig;
+
+    fn config_in(dir: &Path) -> Config {
+        let raw = RawConfig {
+            data_dir: Some(dir.join("data")),
+            ..RawConfig::default()
+        };
+        match Config::from_raw(raw) {
+            Ok(c) => c,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn first_run_creates_dir_key_db_and_admin_once() -> anyhow::Result<()> {
+        let tmp = tempfile::tempdir()?;
+        let config = config_in(tmp.path());
+        let app = App::open(config.clone()).await?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let dir_mode = std::fs::metadata(&config.data_dir)?.permissions().mode() & 0o777;
+            assert_eq!(dir_mode, 0o700);
+            let key_mode = std::fs::metadata(&config.server_key_file)?
+                .permissions()
+                .mode()
+                & 0o777;
+            assert_eq!(key_mode, 0o600);
+            let db_mode = std::fs::metadata(config.data_dir.join("sealpost.db"))?
+                .permissions()
+                .mode()
+                & 0o777;
+            assert_eq!(db_mode, 0o600);
+        }
+        let admin = ensure_first_admin(app.store()).await?;
+        let admin = admin.ok_or_else(|| anyhow::anyhow!("no admin created"))?;
+        assert_eq!(admin.email, FIRST_ADMIN_EMAIL);
+        assert!(ensure_first_admin(app.store()).await?.is_none());
+
+        let mut conn = app.store().acquire().await?;
+        let user = users::find_by_email(&mut conn, FIRST_ADMIN_EMAIL)
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("admin missing"))?;
+        assert!(sealpost_crypto::password::verify(
+            &admin.password,
+            &user.password_hash
+        ));
+        drop(conn);
+        let key_id = app.state().server_key.key_id();
+        app.store().close().await;
+
+        // Reopening reads the same key back.
+        let again = App::open(config).await?;
+        assert_eq!(again.state().server_key.key_id(), key_id);
+        assert!(audit::verify(again.store()).await?.ok());
+        Ok(())
+    }
+
+    #[test]
+    fn bad_server_key_env_is_rejected_without_echo() {
+        let raw = RawConfig {
+            server_key: Some("not-a-key-hunter2".to_owned().into()),
+            ..RawConfig::default()
+        };
+        let config = match Config::from_raw(raw) {
+            Ok(c) => c,
+            Err(e) => panic!("{e}"),
+        };
+        match load_or_create_server_key(&config) {
+            Ok(_) => panic!("accepted a bad key"),
+            Err(e) => assert!(!format!("{e:#}").contains("hunter2")),
+        }
+    }
+
+    #[test]
+    fn staff_email_check() {
+        assert!(check_staff_email("a@example.org").is_ok());
+        assert!(check_staff_email("admin@localhost").is_ok());
+        for bad in ["", "a", "@x", "a@", "a b@x", "a@b@c"] {
+            assert!(check_staff_email(bad).is_err(), "{bad}");
+        }
+    }
+}

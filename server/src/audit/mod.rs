@@ -1,0 +1,276 @@
+//! The append-only, hash-chained audit log (invariant 6: every access is audited).
+//!
+//! Each row carries `hash = SHA-256(prev_hash ‖ canonical fields)` and the previous row's hash,
+//! so changing, deleting or reordering any row breaks the chain at that row; [`verify`] walks
+//! the whole log and names the first bad `seq`. The canonical encoding is specified in
+//! `docs/AUDIT.md` and implemented once, in [`chain::row_hash`].
+//!
+//! Writing: call [`record`] inside the same `BEGIN IMMEDIATE` transaction
+//! ([`crate::store::Store::begin_write`]) as the change being audited, so the event commits if
+//! and only if the change does, and two writers cannot both read the same "last hash". Use
+//! [`append`] for an event that stands alone.
+//!
+//! Never put a secret (link secret, passphrase, code, password, token, key) or message content
+//! (subject, body, file names) into an event: the log is exported to SIEMs in clear.
+
+mod chain;
+mod export;
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+pub use chain::{Break, BreakKind, GENESIS_HASH, VerifyReport, row_hash, verify};
+pub use export::{ExportError, ExportFormat, export};
+
+use crate::clock::now_ms;
+use crate::store::audit::{self as rows, AuditRow};
+use crate::store::{Result, SqliteConnection, Store};
+
+/// What happened. Stored as its snake_case name; the names are part of the export format, so
+/// never rename a variant (add new ones instead).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    MessageSubmitted,
+    SubmitRejected,
+    NotificationSent,
+    NotificationFailed,
+    CodeSent,
+    CodeFailed,
+    Verified,
+    VerifyFailed,
+    Opened,
+    OpenFailed,
+    AttachmentDownloaded,
+    ReplySent,
+    ReplyFailed,
+    Locked,
+    Unlocked,
+    Revoked,
+    Expired,
+    Purged,
+    StaffLogin,
+    StaffLoginFailed,
+    StaffLogout,
+    TokenUsed,
+    TokenRejected,
+    TokenCreated,
+    TokenRevoked,
+    UserAdded,
+    UserDisabled,
+    UserEnabled,
+    PasswordChanged,
+    AuditExported,
+}
+
+impl Action {
+    /// Every action, for documentation and tests.
+    pub const ALL: &'static [Action] = &[
+        Self::MessageSubmitted,
+        Self::SubmitRejected,
+        Self::NotificationSent,
+        Self::NotificationFailed,
+        Self::CodeSent,
+        Self::CodeFailed,
+        Self::Verified,
+        Self::VerifyFailed,
+        Self::Opened,
+        Self::OpenFailed,
+        Self::AttachmentDownloaded,
+        Self::ReplySent,
+        Self::ReplyFailed,
+        Self::Locked,
+        Self::Unlocked,
+        Self::Revoked,
+        Self::Expired,
+        Self::Purged,
+        Self::StaffLogin,
+        Self::StaffLoginFailed,
+        Self::StaffLogout,
+        Self::TokenUsed,
+        Self::TokenRejected,
+        Self::TokenCreated,
+        Self::TokenRevoked,
+        Self::UserAdded,
+        Self::UserDisabled,
+        Self::UserEnabled,
+        Self::PasswordChanged,
+        Self::AuditExported,
+    ];
+
+    /// The stored snake_case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::MessageSubmitted => "message_submitted",
+            Self::SubmitRejected => "submit_rejected",
+            Self::NotificationSent => "notification_sent",
+            Self::NotificationFailed => "notification_failed",
+            Self::CodeSent => "code_sent",
+            Self::CodeFailed => "code_failed",
+            Self::Verified => "verified",
+            Self::VerifyFailed => "verify_failed",
+            Self::Opened => "opened",
+            Self::OpenFailed => "open_failed",
+            Self::AttachmentDownloaded => "attachment_downloaded",
+            Self::ReplySent => "reply_sent",
+            Self::ReplyFailed => "reply_failed",
+            Self::Locked => "locked",
+            Self::Unlocked => "unlocked",
+            Self::Revoked => "revoked",
+            Self::Expired => "expired",
+            Self::Purged => "purged",
+            Self::StaffLogin => "staff_login",
+            Self::StaffLoginFailed => "staff_login_failed",
+            Self::StaffLogout => "staff_logout",
+            Self::TokenUsed => "token_used",
+            Self::TokenRejected => "token_rejected",
+            Self::TokenCreated => "token_created",
+            Self::TokenRevoked => "token_revoked",
+            Self::UserAdded => "user_added",
+            Self::UserDisabled => "user_disabled",
+            Self::UserEnabled => "user_enabled",
+            Self::PasswordChanged => "password_changed",
+            Self::AuditExported => "audit_exported",
+        }
+    }
+}
+
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An action name this version does not know.
+#[derive(Debug, thiserror::Error)]
+#[error("unknown audit action {0:?}")]
+pub struct UnknownAction(pub String);
+
+impl FromStr for Action {
+    type Err = UnknownAction;
+    fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
+        Self::ALL
+            .iter()
+            .copied()
+            .find(|a| a.as_str() == s)
+            .ok_or_else(|| UnknownAction(s.to_owned()))
+    }
+}
+
+/// Well-known actor names. Staff actors are `user:<uuid>`, recipients `recipient:<uuid>`.
+pub mod actor {
+    /// The administrative command line.
+    pub const CLI: &str = "cli";
+    /// Background jobs (expiry, purge).
+    pub const SYSTEM: &str = "system";
+    /// An anonymous web visitor (e.g. a failed pickup attempt before verification).
+    pub const ANONYMOUS: &str = "anonymous";
+
+    /// The actor name for a staff user.
+    pub fn user(id: uuid::Uuid) -> String {
+        format!("user:{id}")
+    }
+
+    /// The actor name for a recipient.
+    pub fn recipient(id: uuid::Uuid) -> String {
+        format!("recipient:{id}")
+    }
+}
+
+/// An event to append. Build with [`Event::new`] and the `with_*` methods.
+#[derive(Debug, Clone)]
+pub struct Event {
+    pub actor: String,
+    pub action: Action,
+    pub message_id: Option<String>,
+    pub recipient_id: Option<String>,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    /// Extra facts (JSON object). Never secrets or message content.
+    pub detail: serde_json::Value,
+}
+
+/// Longest user agent kept (it is attacker-controlled).
+const MAX_USER_AGENT: usize = 512;
+
+impl Event {
+    /// An event with no ids, no client and an empty detail object.
+    pub fn new(actor: impl Into<String>, action: Action) -> Self {
+        Self {
+            actor: actor.into(),
+            action,
+            message_id: None,
+            recipient_id: None,
+            ip: None,
+            user_agent: None,
+            detail: serde_json::Value::Object(serde_json::Map::new()),
+        }
+    }
+
+    pub fn with_message(mut self, id: impl fmt::Display) -> Self {
+        self.message_id = Some(id.to_string());
+        self
+    }
+
+    pub fn with_recipient(mut self, id: impl fmt::Display) -> Self {
+        self.recipient_id = Some(id.to_string());
+        self
+    }
+
+    pub fn with_ip(mut self, ip: impl fmt::Display) -> Self {
+        self.ip = Some(ip.to_string());
+        self
+    }
+
+    /// The client's user agent, cut to 512 characters.
+    pub fn with_user_agent(mut self, ua: &str) -> Self {
+        self.user_agent = Some(ua.chars().take(MAX_USER_AGENT).collect());
+        self
+    }
+
+    pub fn with_detail(mut self, detail: serde_json::Value) -> Self {
+        self.detail = detail;
+        self
+    }
+}
+
+/// Append `event` within the caller's transaction, which must have been started with
+/// [`Store::begin_write`] (`BEGIN IMMEDIATE`). Returns the new `seq`.
+pub async fn record(conn: &mut SqliteConnection, event: Event) -> Result<i64> {
+    let (seq, prev_hash) = match rows::last(conn).await? {
+        Some((seq, hash)) => (seq + 1, hash),
+        None => (1, GENESIS_HASH.to_vec()),
+    };
+    // The hash covers the stored text, so verification never depends on how JSON is
+    // re-serialized.
+    let detail = event.detail.to_string();
+    let mut row = AuditRow {
+        seq,
+        ts: now_ms(),
+        actor: event.actor,
+        action: event.action.as_str().to_owned(),
+        message_id: event.message_id,
+        recipient_id: event.recipient_id,
+        ip: event.ip,
+        user_agent: event.user_agent,
+        detail,
+        prev_hash,
+        hash: Vec::new(),
+    };
+    row.hash = row_hash(&row).to_vec();
+    rows::insert(conn, &row).await?;
+    Ok(seq)
+}
+
+/// Append one event in its own write transaction. Returns the new `seq`.
+pub async fn append(store: &Store, event: Event) -> Result<i64> {
+    let mut tx = store.begin_write().await?;
+    let seq = record(&mut tx, event).await?;
+    tx.commit().await?;
+    Ok(seq)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,182 @@
+//! Background maintenance: expiry and crypto-shredding of finished messages, session cleanup.
+//!
+//! Jobs are plain async functions so the CLI (`sealpost purge`) and the periodic task in
+//! `serve` run the same code. Each message is shredded in its own short `BEGIN IMMEDIATE`
+//! transaction together with its audit events, so the write lock is never held for long and a
+//! crash leaves every message either fully shredded and audited or untouched.
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::audit::{self, Action, Event, actor};
+use crate::clock::now_ms;
+use crate::store::purge::{self, PurgeReason};
+use crate::store::sessions::SqliteSessionStore;
+use crate::store::{Result, Store};
+
+/// What a purge run did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct PurgeReport {
+    /// Messages shredded because they expired.
+    pub expired: u64,
+    /// Messages shredded because they were revoked.
+    pub revoked: u64,
+}
+
+const BATCH: i64 = 100;
+
+/// Shred every message past `expires_at` (auditing `expired` then `purged`) and every revoked
+/// message not yet shredded (auditing `purged`). Safe to run concurrently with itself.
+pub async fn purge_expired(store: &Store) -> Result<PurgeReport> {
+    let mut report = PurgeReport::default();
+    loop {
+        let now = now_ms();
+        let due = {
+            let mut conn = store.acquire().await?;
+            purge::due(&mut conn, now, BATCH).await?
+        };
+        if due.is_empty() {
+            return Ok(report);
+        }
+        let mut progressed = false;
+        for item in due {
+            let mut tx = store.begin_write().await?;
+            if !purge::shred(&mut tx, &item.message_id, now).await? {
+                continue; // another purger got there first
+            }
+            progressed = true;
+            if item.reason == PurgeReason::Expired {
+                audit::record(
+                    &mut tx,
+                    Event::new(actor::SYSTEM, Action::Expired).with_message(&item.message_id),
+                )
+                .await?;
+                report.expired += 1;
+            } else {
+                report.revoked += 1;
+            }
+            let reason = match item.reason {
+                PurgeReason::Expired => "expired",
+                PurgeReason::Revoked => "revoked",
+            };
+            audit::record(
+                &mut tx,
+                Event::new(actor::SYSTEM, Action::Purged)
+                    .with_message(&item.message_id)
+                    .with_detail(json!({ "reason": reason })),
+            )
+            .await?;
+            tx.commit().await?;
+        }
+        if !progressed {
+            return Ok(report);
+        }
+    }
+}
+
+/// Run purge and session cleanup every `every` until the task is dropped. Errors are logged
+/// and retried on the next tick.
+pub async fn run_periodic(store: Store, every: Duration) {
+    let sessions = SqliteSessionStore::new(&store);
+    let mut ticker = tokio::time::interval(every);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        match purge_expired(&store).await {
+            Ok(r) if r.expired + r.revoked > 0 => {
+                tracing::info!(expired = r.expired, revoked = r.revoked, "purged messages");
+            }
+            Ok(_) => {}
+            Err(e) => tracing::error!(error = %e, cause = ?e, "purge failed"),
+        }
+        if let Err(e) = sessions.delete_expired_count().await {
+            tracing::error!(error = %e, "session cleanup failed");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::testing::temp_store;
+
+    async fn exec(store: &Store, sql: &'static str) -> Result<()> {
+        let mut conn = store.acquire().await?;
+        sqlx::query(sql).execute(&mut *conn).await?;
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn shreds_expired_and_revoked_messages_only() -> Result<()> {
+        let (store, _dir) = temp_store().await?;
+        // m-old expired, m-rev revoked but not expired, m-live neither.
+        exec(
+            &store,
+            "INSERT INTO messages (id, sender_address, source, created_at, expires_at, revoked_at) VALUES \
+             ('m-old', 'a@x', 'api', 0, 1, NULL), \
+             ('m-rev', 'a@x', 'api', 0, 9999999999999, 5), \
+             ('m-live', 'a@x', 'api', 0, 9999999999999, NULL); \
+             INSERT INTO parts (message_id, part_no, header, plain_len) VALUES \
+             ('m-old', 0, x'0000000000000000', 3), ('m-live', 0, x'0000000000000000', 3); \
+             INSERT INTO chunks (message_id, part_no, seq, bytes) VALUES \
+             ('m-old', 0, 0, x'01'), ('m-live', 0, 0, x'02'); \
+             INSERT INTO recipients (id, message_id, address, pickup_id, wrapped_dek) VALUES \
+             ('r-old', 'm-old', 'b@x', 'AAAAAAAAAAAAAAAAAAAAAA', x'AA'), \
+             ('r-live', 'm-live', 'b@x', 'BBBBBBBBBBBBBBBBBBBBBB', x'BB');",
+        )
+        .await?;
+
+        let report = purge_expired(&store).await?;
+        assert_eq!(
+            report,
+            PurgeReport {
+                expired: 1,
+                revoked: 1
+            }
+        );
+        // Second run finds nothing.
+        assert_eq!(purge_expired(&store).await?, PurgeReport::default());
+
+        let mut conn = store.acquire().await?;
+        let (chunks,): (i64,) =
+            sqlx::query_as("SELECT count(*) FROM chunks WHERE message_id = 'm-old'")
+                .fetch_one(&mut *conn)
+                .await?;
+        assert_eq!(chunks, 0);
+        let (live_chunks,): (i64,) =
+            sqlx::query_as("SELECT count(*) FROM chunks WHERE message_id = 'm-live'")
+                .fetch_one(&mut *conn)
+                .await?;
+        assert_eq!(live_chunks, 1);
+        let (dek,): (Option<Vec<u8>>,) =
+            sqlx::query_as("SELECT wrapped_dek FROM recipients WHERE id = 'r-old'")
+                .fetch_one(&mut *conn)
+                .await?;
+        assert!(dek.is_none());
+        let (live_dek,): (Option<Vec<u8>>,) =
+            sqlx::query_as("SELECT wrapped_dek FROM recipients WHERE id = 'r-live'")
+                .fetch_one(&mut *conn)
+                .await?;
+        assert!(live_dek.is_some());
+        let actions: Vec<(String, Option<String>)> =
+            sqlx::query_as("SELECT action, message_id FROM audit_events ORDER BY seq")
+                .fetch_all(&mut *conn)
+                .await?;
+        let actions: Vec<(&str, Option<&str>)> = actions
+            .iter()
+            .map(|(a, m)| (a.as_str(), m.as_deref()))
+            .collect();
+        assert_eq!(
+            actions,
+            vec![
+                ("expired", Some("m-old")),
+                ("purged", Some("m-old")),
+                ("purged", Some("m-rev")),
+            ]
+        );
+        drop(conn);
+        assert!(audit::verify(&store).await?.ok());
+        Ok(())
+    }
+}

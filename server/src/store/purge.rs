@@ -1,0 +1,84 @@
+//! Crypto-shredding of finished messages: the SQL behind [`crate::jobs::purge_expired`].
+//!
+//! Shredding deletes every ciphertext chunk and part header and nulls every recipient's
+//! wrapped DEK and passphrase salt, then stamps `messages.purged_at`. Metadata (addresses,
+//! sizes, times) stays for the audit trail. With the wrapped DEKs gone, no key material that
+//! could open the message remains anywhere, even in backups taken afterwards.
+
+use super::{Result, SqliteConnection};
+use crate::clock::UnixMillis;
+
+/// Why a message is due for shredding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PurgeReason {
+    /// `expires_at` has passed.
+    Expired,
+    /// The sender revoked it.
+    Revoked,
+}
+
+/// A message due for shredding.
+#[derive(Debug, Clone)]
+pub struct Due {
+    pub message_id: String,
+    pub reason: PurgeReason,
+}
+
+/// Unpurged messages that have expired at `now` or were revoked, oldest first.
+pub async fn due(conn: &mut SqliteConnection, now: UnixMillis, limit: i64) -> Result<Vec<Due>> {
+    let rows: Vec<(String, Option<i64>)> = sqlx::query_as(
+        "SELECT id, revoked_at FROM messages \
+         WHERE purged_at IS NULL AND (expires_at <= ? OR revoked_at IS NOT NULL) \
+         ORDER BY expires_at, id LIMIT ?",
+    )
+    .bind(now)
+    .bind(limit)
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(message_id, revoked_at)| Due {
+            message_id,
+            reason: if revoked_at.is_some() {
+                PurgeReason::Revoked
+            } else {
+                PurgeReason::Expired
+            },
+        })
+        .collect())
+}
+
+/// Shred one message (see the module doc). Returns `false` if it was already purged or does
+/// not exist, so concurrent purgers do not double-audit.
+pub async fn shred(conn: &mut SqliteConnection, message_id: &str, now: UnixMillis) -> Result<bool> {
+    let done = sqlx::query("UPDATE messages SET purged_at = ? WHERE id = ? AND purged_at IS NULL")
+        .bind(now)
+        .bind(message_id)
+        .execute(&mut *conn)
+        .await?;
+    if done.rows_affected() == 0 {
+        return Ok(false);
+    }
+    sqlx::query("DELETE FROM chunks WHERE message_id = ?")
+        .bind(message_id)
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query("DELETE FROM parts WHERE message_id = ?")
+        .bind(message_id)
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query(
+        "UPDATE recipients SET wrapped_dek = NULL, passphrase_salt = NULL WHERE message_id = ?",
+    )
+    .bind(message_id)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query(
+        "DELETE FROM access_codes WHERE recipient_id IN \
+         (SELECT id FROM recipients WHERE message_id = ?)",
+    )
+    .bind(message_id)
+    .execute(&mut *conn)
+    .await?;
+    Ok(true)
+}

@@ -1,0 +1,268 @@
+//! The one error type every HTTP handler returns, and the one place errors become responses.
+//!
+//! Policy:
+//! - Handlers return `Result<_, AppError>`. Domain and store errors convert with `?`.
+//! - Client faults (4xx) carry a short message a person can act on; it is shown as is.
+//! - Server faults (5xx) show only a generic message; the full cause chain is logged at
+//!   `error` level, never sent to the client (it may name tables, paths or internals).
+//! - Database constraint violations (unique, foreign key, check, not null) become
+//!   `409 Conflict` here and nowhere else, so handlers never inspect database errors.
+//! - Under `/api/` the body is JSON `{"error": code, "message": text}`; elsewhere it is plain
+//!   text (HTML pages will replace that when templates arrive). The choice is made by
+//!   [`error_format`], a middleware applied once in [`super::router`], because `IntoResponse`
+//!   cannot see the request path.
+//! - Messages never contain secrets (link secrets, codes, passphrases, tokens) or message
+//!   content.
+
+use std::error::Error as StdError;
+
+use axum::Json;
+use axum::extract::Request;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use crate::store::StoreError;
+
+/// Everything a handler can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// Malformed request (unparseable body, missing field). 400.
+    #[error("{0}")]
+    BadRequest(String),
+    /// Not signed in or bad token. 401.
+    #[error("authentication required")]
+    Unauthorized,
+    /// Signed in but not allowed. 403.
+    #[error("not allowed")]
+    Forbidden,
+    /// No such resource (also used to hide resources the caller may not see). 404.
+    #[error("not found")]
+    NotFound,
+    /// The request conflicts with current state. 409.
+    #[error("{0}")]
+    Conflict(String),
+    /// Gone: expired, revoked or purged. 410.
+    #[error("{0}")]
+    Gone(String),
+    /// Too large. 413.
+    #[error("{0}")]
+    PayloadTooLarge(String),
+    /// Well-formed but invalid (bad email address, expiry over the maximum). 422.
+    #[error("{0}")]
+    Unprocessable(String),
+    /// Locked out or rate limited. 429.
+    #[error("{0}")]
+    TooManyRequests(String),
+    /// Temporary failure the client should retry (e.g. outbound relay down). 503.
+    #[error("{0}")]
+    Unavailable(String),
+    /// Store failure; constraint violations become 409, everything else 500.
+    #[error("database error")]
+    Store(#[from] StoreError),
+    /// Any other server fault; the context says what was being done.
+    #[error("{context}")]
+    Internal {
+        context: &'static str,
+        #[source]
+        source: Box<dyn StdError + Send + Sync>,
+    },
+}
+
+impl From<sqlx::Error> for AppError {
+    fn from(e: sqlx::Error) -> Self {
+        Self::Store(StoreError::Sqlx(e))
+    }
+}
+
+impl AppError {
+    /// Wrap any error as a 500 with a short description of what failed.
+    pub fn internal(context: &'static str, source: impl StdError + Send + Sync + 'static) -> Self {
+        Self::Internal {
+            context,
+            source: Box::new(source),
+        }
+    }
+
+    /// HTTP status, stable machine-readable code, and the text shown to the client.
+    pub fn parts(&self) -> (StatusCode, &'static str, String) {
+        match self {
+            Self::BadRequest(m) => (StatusCode::BAD_REQUEST, "bad_request", m.clone()),
+            Self::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized", self.to_string()),
+            Self::Forbidden => (StatusCode::FORBIDDEN, "forbidden", self.to_string()),
+            Self::NotFound => (StatusCode::NOT_FOUND, "not_found", self.to_string()),
+            Self::Conflict(m) => (StatusCode::CONFLICT, "conflict", m.clone()),
+            Self::Gone(m) => (StatusCode::GONE, "gone", m.clone()),
+            Self::PayloadTooLarge(m) => (StatusCode::PAYLOAD_TOO_LARGE, "too_large", m.clone()),
+            Self::Unprocessable(m) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid", m.clone()),
+            Self::TooManyRequests(m) => (StatusCode::TOO_MANY_REQUESTS, "too_many", m.clone()),
+            Self::Unavailable(m) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", m.clone()),
+            Self::Store(e) if e.is_constraint_violation() => (
+                StatusCode::CONFLICT,
+                "conflict",
+                "this conflicts with existing data".to_owned(),
+            ),
+            Self::Store(_) | Self::Internal { .. } => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "internal error; the incident was logged".to_owned(),
+            ),
+        }
+    }
+}
+
+/// `err: cause: cause…` for logs.
+fn cause_chain(err: &dyn StdError) -> String {
+    let mut out = err.to_string();
+    let mut source = err.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}
+
+/// The error attached to a response so [`error_format`] can re-render it as JSON.
+#[derive(Debug, Clone)]
+pub struct ErrorBody {
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        let (status, code, message) = self.parts();
+        if status.is_server_error() {
+            tracing::error!(status = status.as_u16(), code, error = %cause_chain(&self), "request failed");
+        } else {
+            tracing::info!(status = status.as_u16(), code, error = %cause_chain(&self), "request refused");
+        }
+        let mut response = (status, message.clone()).into_response();
+        response
+            .headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        response
+            .extensions_mut()
+            .insert(ErrorBody { code, message });
+        response
+    }
+}
+
+/// Middleware: for `/api/…` requests, turn an [`AppError`] response into the JSON body
+/// `{"error": code, "message": text}`, keeping status and headers.
+pub async fn error_format(request: Request, next: Next) -> Response {
+    let is_api = request.uri().path().starts_with("/api/") || request.uri().path() == "/api";
+    let response = next.run(request).await;
+    if !is_api {
+        return response;
+    }
+    let Some(body) = response.extensions().get::<ErrorBody>().cloned() else {
+        return response;
+    };
+    let (mut parts, _) = response.into_parts();
+    let json = Json(serde_json::json!({ "error": body.code, "message": body.message }));
+    let (_, new_body) = json.into_response().into_parts();
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    Response::from_parts(parts, new_body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses() {
+        assert_eq!(AppError::NotFound.parts().0, StatusCode::NOT_FOUND);
+        assert_eq!(AppError::Unauthorized.parts().0, StatusCode::UNAUTHORIZED);
+        let internal = AppError::internal("writing outbox", std::io::Error::other("disk full"));
+        let (status, code, message) = internal.parts();
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(code, "internal");
+        assert!(
+            !message.contains("disk full"),
+            "internals leaked: {message}"
+        );
+        assert_eq!(cause_chain(&internal), "writing outbox: disk full");
+    }
+}
+
+#[cfg(test)]
+mod response_tests {
+    use axum::Router;
+    use axum::body::{Body, to_bytes};
+    use axum::http::Request;
+    use axum::routing::get;
+    use tower::ServiceExt;
+
+    use super::*;
+    use crate::store::testing::temp_store;
+    use crate::store::users::{self, Role};
+
+    async fn duplicate_user() -> Result<(), AppError> {
+        let (store, _dir) = temp_store().await?;
+        let mut conn = store.acquire().await?;
+        users::insert(&mut conn, "a@example.org", Role::Sender, "h").await?;
+        users::insert(&mut conn, "a@example.org", Role::Sender, "h").await?;
+        Ok(())
+    }
+
+    fn app() -> Router {
+        async fn gone() -> Result<(), AppError> {
+            Err(AppError::Gone("this message has expired".to_owned()))
+        }
+        Router::new()
+            .route("/api/v1/gone", get(gone))
+            .route("/p/gone", get(gone))
+            .route("/api/v1/dup", get(duplicate_user))
+            .layer(axum::middleware::from_fn(error_format))
+    }
+
+    async fn call(path: &str) -> Result<(StatusCode, String, String), Box<dyn StdError>> {
+        let response = app()
+            .oneshot(Request::get(path).body(Body::empty())?)
+            .await?;
+        let status = response.status();
+        let content_type = response
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        let body = to_bytes(response.into_body(), 1 << 16).await?;
+        Ok((status, content_type, String::from_utf8(body.to_vec())?))
+    }
+
+    #[tokio::test]
+    async fn api_errors_are_json_pages_are_text() -> Result<(), Box<dyn StdError>> {
+        let (status, ctype, body) = call("/api/v1/gone").await?;
+        assert_eq!(status, StatusCode::GONE);
+        assert_eq!(ctype, "application/json");
+        let json: serde_json::Value = serde_json::from_str(&body)?;
+        assert_eq!(json["error"], "gone");
+        assert_eq!(json["message"], "this message has expired");
+
+        let (status, ctype, body) = call("/p/gone").await?;
+        assert_eq!(status, StatusCode::GONE);
+        assert!(ctype.starts_with("text/plain"), "{ctype}");
+        assert_eq!(body, "this message has expired");
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn constraint_violation_is_409() -> Result<(), Box<dyn StdError>> {
+        let (status, _, body) = call("/api/v1/dup").await?;
+        assert_eq!(status, StatusCode::CONFLICT);
+        let json: serde_json::Value = serde_json::from_str(&body)?;
+        assert_eq!(json["error"], "conflict");
+        assert!(
+            !body.contains("UNIQUE"),
+            "database internals leaked: {body}"
+        );
+        Ok(())
+    }
+}

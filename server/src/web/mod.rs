@@ -1,0 +1,175 @@
+//! HTTP: the axum router, shared middleware and the listener policy.
+//!
+//! Handlers stay thin: parse the request, call one domain function, render. They never run
+//! SQL (that is [`crate::store`]) or cryptography (that is `sealpost-crypto`), and they return
+//! [`AppError`] for every failure. Routers for `api/`, `pickup/`, `staff/` and `admin/` are
+//! merged in [`router`].
+//!
+//! GET handlers must not change state (invariant 4): link scanners fetch them.
+
+pub mod error;
+
+use std::net::{IpAddr, SocketAddr};
+
+use axum::Router;
+use axum::http::HeaderMap;
+use axum::routing::get;
+use tower_http::trace::TraceLayer;
+use tower_sessions::cookie::SameSite;
+use tower_sessions::{Expiry, SessionManagerLayer};
+
+pub use crate::app::AppState;
+use crate::config::Config;
+use crate::store::Store;
+use crate::store::sessions::SqliteSessionStore;
+pub use error::AppError;
+
+/// The complete HTTP application.
+pub fn router(state: AppState) -> Router {
+    let sessions = session_layer(&state.store, &state.config);
+    Router::new()
+        .route("/healthz", get(healthz))
+        .layer(sessions)
+        .layer(axum::middleware::from_fn(error::error_format))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+async fn healthz() -> &'static str {
+    "ok"
+}
+
+/// Session cookies: `HttpOnly`, `SameSite=Lax`, `Secure` and the `__Host-` prefix when the
+/// base URL is https, expiring after `session_idle_minutes` without activity.
+pub fn session_layer(store: &Store, config: &Config) -> SessionManagerLayer<SqliteSessionStore> {
+    let secure = config.base_url_is_https();
+    let idle = time::Duration::minutes(i64::from(config.session_idle_minutes));
+    SessionManagerLayer::new(SqliteSessionStore::new(store))
+        .with_name(if secure {
+            "__Host-sealpost"
+        } else {
+            "sealpost"
+        })
+        .with_secure(secure)
+        .with_http_only(true)
+        .with_same_site(SameSite::Lax)
+        .with_path("/")
+        .with_expiry(Expiry::OnInactivity(idle))
+}
+
+/// Why a listener may not serve.
+#[derive(Debug, thiserror::Error)]
+pub enum ListenerPolicyError {
+    #[error(
+        "refusing to serve plain HTTP on non-loopback address {0}: set tls_cert and tls_key, \
+         or run behind a TLS-terminating proxy listed in trusted_proxies"
+    )]
+    PlainHttpOnPublicAddress(SocketAddr),
+    #[error("TLS serving not yet supported: use a TLS-terminating proxy listed in trusted_proxies")]
+    TlsNotYetSupported,
+}
+
+/// Plain HTTP is allowed only on a loopback address, or behind a TLS-terminating proxy
+/// (`trusted_proxies` non-empty). Otherwise TLS is required (invariant 5: never cleartext).
+pub fn check_listener_policy(addr: SocketAddr, config: &Config) -> Result<(), ListenerPolicyError> {
+    if addr.ip().is_loopback() || !config.trusted_proxies.is_empty() {
+        return Ok(());
+    }
+    if config.tls_cert.is_some() && config.tls_key.is_some() {
+        return Err(ListenerPolicyError::TlsNotYetSupported);
+    }
+    Err(ListenerPolicyError::PlainHttpOnPublicAddress(addr))
+}
+
+/// The client's IP for auditing and rate limits. `X-Forwarded-For` is believed only when the
+/// peer is a trusted proxy, and then read right to left, skipping trusted proxies, so a
+/// client cannot spoof its address by sending its own header.
+pub fn client_ip(peer: SocketAddr, headers: &HeaderMap, config: &Config) -> IpAddr {
+    let peer_ip = peer.ip().to_canonical();
+    if !config.is_trusted_proxy(peer_ip) {
+        return peer_ip;
+    }
+    let hops: Vec<Option<IpAddr>> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .flat_map(|v| v.to_str().unwrap_or("garbage").split(','))
+        .map(|s| s.trim().parse::<IpAddr>().ok().map(|ip| ip.to_canonical()))
+        .collect();
+    for hop in hops.iter().rev() {
+        match hop {
+            Some(ip) if config.is_trusted_proxy(*ip) => continue,
+            Some(ip) => return *ip,
+            // Unparseable entries can only come from the client side of the chain.
+            None => break,
+        }
+    }
+    peer_ip
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::HeaderValue;
+
+    use super::*;
+    use crate::config::RawConfig;
+
+    fn config(proxies: &[&str], tls: bool) -> Config {
+        let raw = RawConfig {
+            trusted_proxies: Some(proxies.iter().map(|s| (*s).to_owned()).collect()),
+            tls_cert: tls.then(|| "/c.pem".into()),
+            tls_key: tls.then(|| "/k.pem".into()),
+            ..RawConfig::default()
+        };
+        match Config::from_raw(raw) {
+            Ok(c) => c,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    fn addr(s: &str) -> SocketAddr {
+        match s.parse() {
+            Ok(a) => a,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    #[test]
+    fn listener_policy() {
+        assert!(check_listener_policy(addr("127.0.0.1:8080"), &config(&[], false)).is_ok());
+        assert!(check_listener_policy(addr("[::1]:8080"), &config(&[], false)).is_ok());
+        assert!(matches!(
+            check_listener_policy(addr("0.0.0.0:8080"), &config(&[], false)),
+            Err(ListenerPolicyError::PlainHttpOnPublicAddress(_))
+        ));
+        assert!(matches!(
+            check_listener_policy(addr("0.0.0.0:8080"), &config(&[], true)),
+            Err(ListenerPolicyError::TlsNotYetSupported)
+        ));
+        assert!(check_listener_policy(addr("0.0.0.0:8080"), &config(&["10.0.0.1"], false)).is_ok());
+    }
+
+    #[test]
+    fn forwarded_for_only_from_trusted_proxies() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            "x-forwarded-for",
+            HeaderValue::from_static("203.0.113.66, 198.51.100.7, 10.0.0.2"),
+        );
+        let direct = config(&[], false);
+        assert_eq!(
+            client_ip(addr("192.0.2.1:5000"), &headers, &direct).to_string(),
+            "192.0.2.1"
+        );
+        let proxied = config(&["10.0.0.0/8"], false);
+        // peer is the proxy; rightmost untrusted hop is the client
+        assert_eq!(
+            client_ip(addr("10.0.0.1:5000"), &headers, &proxied).to_string(),
+            "198.51.100.7"
+        );
+        // an untrusted peer's header is ignored
+        assert_eq!(
+            client_ip(addr("192.0.2.1:5000"), &headers, &proxied).to_string(),
+            "192.0.2.1"
+        );
+    }
+}
