@@ -23,6 +23,7 @@ use zeroize::Zeroizing;
 
 use crate::audit::{self, Action, Event, actor};
 use crate::config::Config;
+use crate::notify::Mailer;
 use crate::store::users::{self, Role};
 use crate::store::{Store, StoreError};
 use crate::web;
@@ -33,6 +34,18 @@ pub struct AppState {
     pub store: Store,
     pub config: Arc<Config>,
     pub server_key: Arc<ServerKey>,
+    /// Outbound mail: notifications, codes.
+    pub mailer: Mailer,
+    /// Bounds concurrent Argon2id derivations (19 MiB each), so passphrase guessing cannot
+    /// exhaust memory or CPU.
+    pub kdf_limit: Arc<tokio::sync::Semaphore>,
+}
+
+/// Concurrent Argon2id derivations allowed: about one per core, at most 8.
+fn kdf_permits() -> usize {
+    std::thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .min(8)
 }
 
 /// An opened Sealpost instance.
@@ -67,11 +80,14 @@ impl App {
             .migrate()
             .await
             .context("cannot migrate the database")?;
+        let mailer = Mailer::from_config(&config).context("cannot set up outbound mail")?;
         Ok(Self {
             state: AppState {
                 store,
                 config: Arc::new(config),
                 server_key: Arc::new(server_key),
+                mailer,
+                kdf_limit: Arc::new(tokio::sync::Semaphore::new(kdf_permits())),
             },
         })
     }

@@ -196,6 +196,14 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
 
 async fn serve(config: Config) -> anyhow::Result<ExitCode> {
     let app = App::build(config).await?;
+    // No listener runs yet, so every message still `receiving` lost its writer in a crash.
+    let removed = crate::messages::cleanup_stale(app.store(), 0).await?;
+    if removed > 0 {
+        tracing::warn!(
+            count = removed,
+            "removed messages whose upload was cut off by a restart"
+        );
+    }
     let http_addr = app.config().http_addr;
     let listener = tokio::net::TcpListener::bind(http_addr)
         .await

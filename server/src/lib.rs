@@ -20,6 +20,8 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod jobs;
+pub mod messages;
+pub mod notify;
 pub mod store;
 pub mod telemetry;
 pub mod web;

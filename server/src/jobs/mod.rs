@@ -90,6 +90,11 @@ pub async fn run_periodic(store: Store, every: Duration) {
             Ok(_) => {}
             Err(e) => tracing::error!(error = %e, cause = ?e, "purge failed"),
         }
+        match crate::messages::cleanup_stale(&store, crate::messages::STALE_AFTER_MS).await {
+            Ok(0) => {}
+            Ok(n) => tracing::warn!(count = n, "removed messages whose upload never finished"),
+            Err(e) => tracing::error!(error = %e, "cleanup of unfinished messages failed"),
+        }
         if let Err(e) = sessions.delete_expired_count().await {
             tracing::error!(error = %e, "session cleanup failed");
         }

@@ -21,6 +21,7 @@
 //! TEXT, times INTEGER Unix ms UTC (see [`crate::clock`]); never store plaintext content.
 
 pub mod audit;
+pub mod messages;
 pub mod purge;
 pub mod sessions;
 pub mod tokens;

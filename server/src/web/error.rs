@@ -7,8 +7,11 @@
 //!   `error` level, never sent to the client (it may name tables, paths or internals).
 //! - Database constraint violations (unique, foreign key, check, not null) become
 //!   `409 Conflict` here and nowhere else, so handlers never inspect database errors.
-//! - Under `/api/` the body is JSON `{"error": code, "message": text}`; elsewhere it is plain
-//!   text (HTML pages will replace that when templates arrive). The choice is made by
+//! - Domain errors ([`SubmitError`], [`PickupError`]) convert with `?` and get their status
+//!   here, in [`AppError::parts`], and nowhere else (the table is in `docs/DOMAIN-API.md`).
+//! - Under `/api/` the body is JSON `{"error": code, "message": text}` (a 401 also carries
+//!   `WWW-Authenticate: Bearer`); elsewhere it is an HTML page a person can read, with a way
+//!   back to the start of the pickup when the path names one. The choice is made by
 //!   [`error_format`], a middleware applied once in [`super::router`], because `IntoResponse`
 //!   cannot see the request path.
 //! - Messages never contain secrets (link secrets, codes, passphrases, tokens) or message
@@ -22,6 +25,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
+use crate::messages::{PickupError, SubmitError};
 use crate::store::StoreError;
 
 /// Everything a handler can fail with.
@@ -30,6 +34,22 @@ pub enum AppError {
     /// Malformed request (unparseable body, missing field). 400.
     #[error("{0}")]
     BadRequest(String),
+    /// A JSON body that does not parse. 400 `invalid_json`.
+    #[error("{0}")]
+    InvalidJson(String),
+    /// Well-formed but refused, with a specific machine-readable code (`missing_field`,
+    /// `invalid_address`, `too_many_recipients`…). 422.
+    #[error("{message}")]
+    Invalid { code: &'static str, message: String },
+    /// The body is not of a type this endpoint takes. 415.
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    /// A submission the domain refused.
+    #[error(transparent)]
+    Submit(#[from] SubmitError),
+    /// A pickup or sender request the domain refused.
+    #[error(transparent)]
+    Pickup(#[from] PickupError),
     /// Not signed in or bad token. 401.
     #[error("authentication required")]
     Unauthorized,
@@ -88,6 +108,17 @@ impl AppError {
     pub fn parts(&self) -> (StatusCode, &'static str, String) {
         match self {
             Self::BadRequest(m) => (StatusCode::BAD_REQUEST, "bad_request", m.clone()),
+            Self::InvalidJson(m) => (StatusCode::BAD_REQUEST, "invalid_json", m.clone()),
+            Self::Invalid { code, message } => {
+                (StatusCode::UNPROCESSABLE_ENTITY, code, message.clone())
+            }
+            Self::UnsupportedMediaType(m) => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                m.clone(),
+            ),
+            Self::Submit(e) => submit_parts(e),
+            Self::Pickup(e) => pickup_parts(e),
             Self::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized", self.to_string()),
             Self::Forbidden => (StatusCode::FORBIDDEN, "forbidden", self.to_string()),
             Self::NotFound => (StatusCode::NOT_FOUND, "not_found", self.to_string()),
@@ -105,10 +136,59 @@ impl AppError {
             Self::Store(_) | Self::Internal { .. } => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "internal",
-                "internal error; the incident was logged".to_owned(),
+                INTERNAL_MESSAGE.to_owned(),
             ),
         }
     }
+}
+
+const INTERNAL_MESSAGE: &str = "internal error; the incident was logged";
+
+fn submit_parts(e: &SubmitError) -> (StatusCode, &'static str, String) {
+    match e {
+        SubmitError::Invalid(m) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid", m.clone()),
+        SubmitError::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "too_large", e.to_string()),
+        SubmitError::Unavailable(_) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "temporarily unavailable; nothing was kept, please retry later".to_owned(),
+        ),
+        SubmitError::Internal(_) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            INTERNAL_MESSAGE.to_owned(),
+        ),
+    }
+}
+
+fn pickup_parts(e: &PickupError) -> (StatusCode, &'static str, String) {
+    let (status, code) = match e {
+        PickupError::NotFound => (StatusCode::NOT_FOUND, "not_found"),
+        PickupError::Expired => (StatusCode::GONE, "expired"),
+        PickupError::Revoked => (StatusCode::GONE, "revoked"),
+        PickupError::Locked => (StatusCode::LOCKED, "locked"),
+        PickupError::NotVerified => (StatusCode::UNAUTHORIZED, "not_verified"),
+        PickupError::WrongSecret { .. } => (StatusCode::FORBIDDEN, "wrong_secret"),
+        PickupError::PassphraseRequired => (StatusCode::BAD_REQUEST, "passphrase_required"),
+        PickupError::WrongCode { .. } => (StatusCode::FORBIDDEN, "wrong_code"),
+        PickupError::CodeExpired => (StatusCode::GONE, "code_expired"),
+        PickupError::TooManyRequests => (StatusCode::TOO_MANY_REQUESTS, "too_many_requests"),
+        PickupError::Unavailable(_) => {
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "temporarily unavailable; please try again in a few minutes".to_owned(),
+            );
+        }
+        PickupError::Internal(_) => {
+            return (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                INTERNAL_MESSAGE.to_owned(),
+            );
+        }
+    };
+    (status, code, e.to_string())
 }
 
 /// `err: cause: cause…` for logs.
@@ -149,25 +229,42 @@ impl IntoResponse for AppError {
     }
 }
 
-/// Middleware: for `/api/…` requests, turn an [`AppError`] response into the JSON body
-/// `{"error": code, "message": text}`, keeping status and headers.
+/// Middleware: turn an [`AppError`] response into its final form, keeping status and headers:
+/// for `/api/…` the JSON body `{"error": code, "message": text}` (plus
+/// `WWW-Authenticate: Bearer` on 401), for everything else an HTML page.
 pub async fn error_format(request: Request, next: Next) -> Response {
-    let is_api = request.uri().path().starts_with("/api/") || request.uri().path() == "/api";
+    let path = request.uri().path().to_owned();
+    let is_api = path.starts_with("/api/") || path == "/api";
     let response = next.run(request).await;
-    if !is_api {
-        return response;
-    }
     let Some(body) = response.extensions().get::<ErrorBody>().cloned() else {
         return response;
     };
     let (mut parts, _) = response.into_parts();
+    parts.headers.remove(header::CONTENT_LENGTH);
+    if !is_api {
+        let page = super::page::error_page(parts.status, body.code, &body.message, &path);
+        let (page_parts, page_body) = page.into_parts();
+        parts.headers.insert(
+            header::CONTENT_TYPE,
+            page_parts
+                .headers
+                .get(header::CONTENT_TYPE)
+                .cloned()
+                .unwrap_or_else(|| HeaderValue::from_static("text/html; charset=utf-8")),
+        );
+        return Response::from_parts(parts, page_body);
+    }
     let json = Json(serde_json::json!({ "error": body.code, "message": body.message }));
     let (_, new_body) = json.into_response().into_parts();
-    parts.headers.remove(header::CONTENT_LENGTH);
     parts.headers.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
     );
+    if parts.status == StatusCode::UNAUTHORIZED {
+        parts
+            .headers
+            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    }
     Response::from_parts(parts, new_body)
 }
 
@@ -238,7 +335,7 @@ mod response_tests {
     }
 
     #[tokio::test]
-    async fn api_errors_are_json_pages_are_text() -> Result<(), Box<dyn StdError>> {
+    async fn api_errors_are_json_pages_are_html() -> Result<(), Box<dyn StdError>> {
         let (status, ctype, body) = call("/api/v1/gone").await?;
         assert_eq!(status, StatusCode::GONE);
         assert_eq!(ctype, "application/json");
@@ -248,8 +345,9 @@ mod response_tests {
 
         let (status, ctype, body) = call("/p/gone").await?;
         assert_eq!(status, StatusCode::GONE);
-        assert!(ctype.starts_with("text/plain"), "{ctype}");
-        assert_eq!(body, "this message has expired");
+        assert!(ctype.starts_with("text/html"), "{ctype}");
+        assert!(body.contains("this message has expired"), "{body}");
+        assert!(body.contains("<html lang=\"en\">"), "{body}");
         Ok(())
     }
 

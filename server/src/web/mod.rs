@@ -7,7 +7,15 @@
 //!
 //! GET handlers must not change state (invariant 4): link scanners fetch them.
 
+pub mod api;
+pub mod assets;
 pub mod error;
+#[cfg(test)]
+mod http_tests;
+pub mod openapi;
+pub mod page;
+pub mod pickup;
+pub mod security;
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -25,22 +33,44 @@ use crate::store::sessions::SqliteSessionStore;
 pub use error::AppError;
 
 /// The complete HTTP application.
+///
+/// Layers, outermost first: tracing; security headers (CSP, nosniff, no-referrer, no-store
+/// unless the handler set a cache policy); error rendering (JSON under `/api/`, HTML pages
+/// elsewhere); the cross-site check for form posts; sessions.
 pub fn router(state: AppState) -> Router {
     let sessions = session_layer(&state.store, &state.config);
     Router::new()
         .route("/healthz", get(healthz))
+        .merge(api::router(&state.config))
+        .merge(openapi::router())
+        .merge(pickup::router())
+        .merge(assets::router())
+        .fallback(not_found)
         .layer(sessions)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            security::csrf,
+        ))
         .layer(axum::middleware::from_fn(error::error_format))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            security::headers,
+        ))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
+}
+
+async fn not_found() -> AppError {
+    AppError::NotFound
 }
 
 async fn healthz() -> &'static str {
     "ok"
 }
 
-/// Session cookies: `HttpOnly`, `SameSite=Lax`, `Secure` and the `__Host-` prefix when the
-/// base URL is https, expiring after `session_idle_minutes` without activity.
+/// Session cookies: `HttpOnly`, `SameSite=Strict`, `Secure` and the `__Host-` prefix when the
+/// base URL is https, expiring after `session_idle_minutes` without activity. Strict: a
+/// session is only ever needed by posts from our own pages, never on arrival from a link.
 pub fn session_layer(store: &Store, config: &Config) -> SessionManagerLayer<SqliteSessionStore> {
     let secure = config.base_url_is_https();
     let idle = time::Duration::minutes(i64::from(config.session_idle_minutes));
@@ -52,7 +82,7 @@ pub fn session_layer(store: &Store, config: &Config) -> SessionManagerLayer<Sqli
         })
         .with_secure(secure)
         .with_http_only(true)
-        .with_same_site(SameSite::Lax)
+        .with_same_site(SameSite::Strict)
         .with_path("/")
         .with_expiry(Expiry::OnInactivity(idle))
 }

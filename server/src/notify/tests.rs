@@ -1,0 +1,236 @@
+use std::sync::{Arc, Mutex};
+
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpListener;
+
+use super::*;
+
+const SECRET: &str = "QEFCQ0RFRkdISUpLTE1OTw";
+
+fn notification(to: &str) -> Notification<'_> {
+    Notification {
+        to,
+        sender_name: Some("Dr Ann Example"),
+        sender_address: "ann@clinic.example",
+        pickup_url: "https://pickup.example/p/AAAAAAAAAAAAAAAAAAAAAA",
+        link_secret: SECRET,
+        expires_at: time::macros::datetime!(2026-12-25 14:00 UTC),
+        passphrase_required: false,
+    }
+}
+
+fn body_texts(raw: &[u8]) -> (String, String, String) {
+    let parsed = mail_parser::MessageParser::default()
+        .parse(raw)
+        .expect("parses");
+    let subject = parsed.subject().unwrap_or_default().to_owned();
+    let text = parsed.body_text(0).unwrap_or_default().into_owned();
+    let html = parsed.body_html(0).unwrap_or_default().into_owned();
+    (subject, text, html)
+}
+
+#[tokio::test]
+async fn file_outbox_gets_one_complete_notification() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let outbox = dir.path().join("outbox");
+    let mailer = Mailer::new(
+        &Outbound::File,
+        &outbox,
+        "Sealpost <sealpost@pickup.example>",
+    )
+    .expect("mailer");
+    mailer
+        .send_notification(&notification("bob@example.org"))
+        .await
+        .expect("sent");
+    let files: Vec<_> = std::fs::read_dir(&outbox)
+        .expect("outbox")
+        .filter_map(Result::ok)
+        .collect();
+    assert_eq!(files.len(), 1, "exactly one file, no temporary left behind");
+    let path = files[0].path();
+    assert_eq!(path.extension().and_then(|e| e.to_str()), Some("eml"));
+    let raw = std::fs::read(&path).expect("read");
+    let (subject, text, html) = body_texts(&raw);
+    assert_eq!(
+        subject,
+        "A secure message from Dr Ann Example <ann@clinic.example> is waiting for you"
+    );
+    let link = format!("https://pickup.example/p/AAAAAAAAAAAAAAAAAAAAAA#k={SECRET}");
+    assert!(text.contains(&link), "{text}");
+    assert!(html.contains(&link), "{html}");
+    assert!(text.contains("25 December 2026, 14:00 UTC"), "{text}");
+    let raw_text = String::from_utf8_lossy(&raw);
+    assert!(raw_text.contains("To: bob@example.org"));
+    assert!(raw_text.contains("Auto-Submitted: auto-generated"));
+    assert!(raw_text.contains("Message-ID: <"));
+}
+
+#[tokio::test]
+async fn code_mail_carries_the_code() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mailer = Mailer::new(&Outbound::File, dir.path(), "sealpost@localhost").expect("mailer");
+    let mail = CodeMail {
+        to: "bob@example.org",
+        code: "042917",
+        pickup_url: "https://x.example/p/a",
+        valid_minutes: 10,
+    };
+    mailer.send_code(&mail).await.expect("sent");
+    let file = std::fs::read_dir(dir.path())
+        .expect("dir")
+        .filter_map(Result::ok)
+        .next()
+        .expect("one file");
+    let (subject, text, html) = body_texts(&std::fs::read(file.path()).expect("read"));
+    assert_eq!(subject, "Your Sealpost verification code");
+    assert!(text.contains("042917") && html.contains("042917"));
+    assert!(!format!("{mail:?}").contains("042917"));
+    assert!(!format!("{:?}", notification("a@b.org")).contains(SECRET));
+}
+
+/// A minimal SMTP server that answers `data_reply` to the end of DATA and records the message.
+async fn sink(data_reply: &'static str) -> (u16, Arc<Mutex<Vec<String>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let got = Arc::new(Mutex::new(Vec::new()));
+    let record = got.clone();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let record = record.clone();
+            tokio::spawn(async move {
+                let (read, mut write) = stream.into_split();
+                let mut lines = BufReader::new(read).lines();
+                let _ = write.write_all(b"220 sink ESMTP\r\n").await;
+                let mut in_data = false;
+                let mut data = String::new();
+                while let Ok(Some(line)) = lines.next_line().await {
+                    if in_data {
+                        if line == "." {
+                            in_data = false;
+                            record.lock().expect("lock").push(std::mem::take(&mut data));
+                            let _ = write
+                                .write_all(format!("{data_reply}\r\n").as_bytes())
+                                .await;
+                        } else {
+                            data.push_str(&line);
+                            data.push('\n');
+                        }
+                        continue;
+                    }
+                    let verb = line.get(..4).unwrap_or("").to_ascii_uppercase();
+                    let reply: &[u8] = match verb.as_str() {
+                        "EHLO" => b"250-sink\r\n250 8BITMIME\r\n",
+                        "DATA" => {
+                            in_data = true;
+                            b"354 go on\r\n"
+                        }
+                        "QUIT" => {
+                            let _ = write.write_all(b"221 bye\r\n").await;
+                            return;
+                        }
+                        _ => b"250 ok\r\n",
+                    };
+                    let _ = write.write_all(reply).await;
+                }
+            });
+        }
+    });
+    (port, got)
+}
+
+fn smtp_to(port: u16) -> Outbound {
+    Outbound::Smtp {
+        implicit_tls: false,
+        host: "127.0.0.1".into(),
+        port,
+        username: None,
+        password: None,
+    }
+}
+
+#[tokio::test]
+async fn smtp_relay_on_loopback_receives_the_notification() {
+    let (port, got) = sink("250 2.0.0 queued").await;
+    let mailer = Mailer::new(
+        &smtp_to(port),
+        Path::new("/nonexistent"),
+        "sealpost@localhost",
+    )
+    .expect("mailer");
+    mailer
+        .send_notification(&notification("bob@example.org"))
+        .await
+        .expect("accepted");
+    let got = got.lock().expect("lock").clone();
+    assert_eq!(got.len(), 1);
+    assert!(got[0].contains("Subject: A secure message from"));
+}
+
+#[tokio::test]
+async fn relay_refusals_are_temporary_or_permanent() {
+    let (port, _) = sink("451 4.3.0 try later").await;
+    let mailer = Mailer::new(
+        &smtp_to(port),
+        Path::new("/nonexistent"),
+        "sealpost@localhost",
+    )
+    .expect("mailer");
+    let err = mailer
+        .send_notification(&notification("bob@example.org"))
+        .await
+        .expect_err("refused");
+    assert!(err.is_temporary(), "{err}");
+    assert!(!err.to_string().contains(SECRET));
+
+    let (port, _) = sink("554 5.7.1 no").await;
+    let mailer = Mailer::new(
+        &smtp_to(port),
+        Path::new("/nonexistent"),
+        "sealpost@localhost",
+    )
+    .expect("mailer");
+    let err = mailer
+        .send_notification(&notification("bob@example.org"))
+        .await
+        .expect_err("refused");
+    assert!(!err.is_temporary(), "{err}");
+
+    // Nobody listening: temporary.
+    let closed = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let mailer = Mailer::new(
+        &smtp_to(closed),
+        Path::new("/nonexistent"),
+        "sealpost@localhost",
+    )
+    .expect("mailer");
+    assert!(
+        mailer
+            .send_notification(&notification("bob@example.org"))
+            .await
+            .expect_err("no relay")
+            .is_temporary()
+    );
+}
+
+#[test]
+fn remote_relays_require_tls_and_debug_hides_credentials() {
+    let remote = Outbound::Smtp {
+        implicit_tls: true,
+        host: "mail.example.org".into(),
+        port: 465,
+        username: Some("user".into()),
+        password: Some("hunter2".to_owned().into()),
+    };
+    let mailer = Mailer::new(&remote, Path::new("/x"), "sealpost@example.org").expect("mailer");
+    let dbg = format!("{mailer:?}");
+    assert!(!dbg.contains("hunter2"), "{dbg}");
+    assert!(is_loopback("127.0.0.1") && is_loopback("localhost") && is_loopback("[::1]"));
+    assert!(!is_loopback("mail.example.org") && !is_loopback("10.0.0.1"));
+    assert!(Mailer::new(&Outbound::File, Path::new("/x"), "not an address").is_err());
+}

@@ -1,0 +1,519 @@
+//! Recipient pickup pages: `/p/{id}` and the forms it leads to.
+//!
+//! The flow: the landing page (GET, changes nothing: link scanners fetch it) → "email me a
+//! code" → enter the code (success cycles the session id and remembers the verified recipient
+//! in the session) → post the link secret (read from the URL fragment by `static/pickup.js`,
+//! or typed in) and, if the sender set one, the passphrase → the message. Attachment downloads
+//! are form posts carrying the secret again, so it never appears in a URL.
+//!
+//! This module never keeps a link secret, passphrase or code beyond the request: they arrive
+//! in a form body, are handed to [`crate::messages`], and (for the message page's download
+//! forms) written back into a `no-store` page. The session holds only the verified recipient
+//! id. Every decision (lockout, counting attempts, auditing) is the domain's.
+
+mod views;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+use sealpost_crypto::{LinkSecret, Passphrase};
+use serde::Deserialize;
+use tower_sessions::Session;
+use uuid::Uuid;
+use zeroize::{Zeroize, ZeroizeOnDrop};
+
+use self::views::{
+    AttachmentRow, CodePage, LandingPage, MessagePage, Notice, OpenPage, format_size, format_time,
+    sanitize_html,
+};
+use super::page::{Layout, PageForm, render};
+use super::{AppError, AppState};
+use crate::audit::actor;
+use crate::messages::{self, PickupError, RequestCtx};
+
+/// The pickup routes.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/p/{id}", get(landing))
+        .route("/p/{id}/code", get(back_to_start).post(request_code))
+        .route("/p/{id}/verify", get(back_to_start).post(verify))
+        .route("/p/{id}/open", get(back_to_start).post(open))
+        .route("/p/{id}/attachments/{part_no}", post(download))
+}
+
+/// The session key under which the recipient verified for pickup `id` is kept.
+fn verified_key(id: &str) -> String {
+    format!("verified:{id}")
+}
+
+/// Pickup ids are short base64url strings; anything else cannot exist.
+fn check_id(id: &str) -> Result<(), AppError> {
+    let ok = !id.is_empty()
+        && id.len() <= 64
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if ok {
+        Ok(())
+    } else {
+        Err(PickupError::NotFound.into())
+    }
+}
+
+fn session_error(e: tower_sessions::session::Error) -> AppError {
+    AppError::internal("session store", e)
+}
+
+/// The recipient this browser session has verified for pickup `id`, if any.
+async fn verified_recipient(session: &Session, id: &str) -> Result<Option<Uuid>, AppError> {
+    session
+        .get::<Uuid>(&verified_key(id))
+        .await
+        .map_err(session_error)
+}
+
+/// A reload or bookmark of a form target goes back to the start instead of a 405.
+async fn back_to_start(Path(id): Path<String>) -> Result<Redirect, AppError> {
+    check_id(&id)?;
+    Ok(Redirect::to(&format!("/p/{id}")))
+}
+
+/// `GET /p/{id}`: who sent it, to whom, until when, and the next step. Reads only; starts no
+/// session.
+async fn landing(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+    session: Session,
+) -> Result<Response, AppError> {
+    check_id(&id)?;
+    let info = messages::landing(&app, &id).await?;
+    let verified = verified_recipient(&session, &id).await?.is_some();
+    Ok(render(
+        StatusCode::OK,
+        &LandingPage {
+            layout: Layout::pickup(&id),
+            pickup_id: &id,
+            sender: &info.sender_address,
+            masked_recipient: &info.masked_recipient,
+            expires: format_time(info.expires_at),
+            passphrase_required: info.passphrase_required,
+            show_open_form: info.passphrase_required || verified,
+            notice: None,
+        },
+    ))
+}
+
+/// `POST /p/{id}/code`: email a one-time code, then ask for it.
+async fn request_code(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+    ctx: RequestCtx,
+) -> Result<Response, AppError> {
+    check_id(&id)?;
+    let info = messages::landing(&app, &id).await?;
+    let sent = messages::request_code(&app, &id, &ctx).await?;
+    Ok(render(
+        StatusCode::OK,
+        &CodePage {
+            layout: Layout::pickup(&id),
+            pickup_id: &id,
+            masked_recipient: &info.masked_recipient,
+            valid_minutes: Some(sent.valid_minutes),
+            notice: None,
+        },
+    ))
+}
+
+#[derive(Deserialize, Zeroize, ZeroizeOnDrop)]
+struct CodeForm {
+    #[serde(default)]
+    code: String,
+}
+
+/// `POST /p/{id}/verify`: check the code; on success start a fresh session for the recipient
+/// and show the open form.
+async fn verify(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+    session: Session,
+    ctx: RequestCtx,
+    PageForm(form): PageForm<CodeForm>,
+) -> Result<Response, AppError> {
+    check_id(&id)?;
+    let info = messages::landing(&app, &id).await?;
+    let code_page = |status, notice| {
+        render(
+            status,
+            &CodePage {
+                layout: Layout::pickup(&id),
+                pickup_id: &id,
+                masked_recipient: &info.masked_recipient,
+                valid_minutes: None,
+                notice,
+            },
+        )
+    };
+    if form.code.trim().is_empty() {
+        return Ok(code_page(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Notice::error("Please enter the code from the email we sent you."),
+        ));
+    }
+    match messages::verify_code(&app, &id, &form.code, &ctx).await {
+        Ok(verified) => {
+            // A new id on privilege change: a session id planted before verification is useless.
+            session.cycle_id().await.map_err(session_error)?;
+            session
+                .insert(&verified_key(&id), verified.recipient_id)
+                .await
+                .map_err(session_error)?;
+            Ok(render(
+                StatusCode::OK,
+                &OpenPage {
+                    layout: Layout::pickup(&id),
+                    pickup_id: &id,
+                    passphrase_required: info.passphrase_required,
+                    notice: Some(Notice {
+                        kind: "ok",
+                        text: "Thank you: your email address is confirmed.".to_owned(),
+                    }),
+                },
+            ))
+        }
+        Err(PickupError::WrongCode { remaining }) => Ok(code_page(
+            StatusCode::FORBIDDEN,
+            Notice::error(format!(
+                "That code is not right. {}",
+                attempts_left(remaining)
+            )),
+        )),
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn attempts_left(remaining: u32) -> String {
+    match remaining {
+        0 => "No attempts are left.".to_owned(),
+        1 => "1 attempt is left before the message is locked.".to_owned(),
+        n => format!("{n} attempts are left before the message is locked."),
+    }
+}
+
+/// The open and download forms: the link secret and, if the sender set one, the passphrase.
+#[derive(Deserialize, Zeroize, ZeroizeOnDrop)]
+struct SecretForm {
+    #[serde(default)]
+    k: String,
+    #[serde(default)]
+    passphrase: String,
+}
+
+impl SecretForm {
+    /// The link secret, accepting the bare 22 characters or a pasted whole link (`…#k=…`).
+    fn secret(&self) -> Option<LinkSecret> {
+        let raw = self.k.trim();
+        let candidate = raw.rfind("k=").map_or(raw, |i| &raw[i + 2..]);
+        let candidate = candidate.split('&').next().unwrap_or(candidate).trim();
+        LinkSecret::parse(candidate).ok()
+    }
+
+    fn passphrase(&self) -> Option<Passphrase> {
+        (!self.passphrase.is_empty()).then(|| Passphrase::new(self.passphrase.clone()))
+    }
+}
+
+/// The audit context, naming the recipient once the session has verified them.
+fn with_actor(mut ctx: RequestCtx, verified: Option<Uuid>) -> RequestCtx {
+    if let Some(recipient) = verified {
+        ctx.actor = actor::recipient(recipient);
+    }
+    ctx
+}
+
+/// `POST /p/{id}/open`: decrypt and show the message.
+async fn open(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+    session: Session,
+    ctx: RequestCtx,
+    PageForm(form): PageForm<SecretForm>,
+) -> Result<Response, AppError> {
+    check_id(&id)?;
+    let verified = verified_recipient(&session, &id).await?;
+    let ctx = with_actor(ctx, verified);
+    let Some(secret) = form.secret() else {
+        return open_form_again(
+            &app,
+            &id,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "That access code is not complete. It is the 22 letters and digits after #k= at \
+             the end of the link in your notification email.",
+        )
+        .await;
+    };
+    let opened = match messages::open(&app, &id, &secret, form.passphrase(), verified, &ctx).await {
+        Ok(opened) => opened,
+        Err(PickupError::WrongSecret { remaining }) => {
+            let text = format!(
+                "The access code or passphrase is not right. {}",
+                attempts_left(remaining)
+            );
+            return open_form_again(&app, &id, StatusCode::FORBIDDEN, &text).await;
+        }
+        Err(PickupError::PassphraseRequired) => {
+            return open_form_again(
+                &app,
+                &id,
+                StatusCode::BAD_REQUEST,
+                "Please enter the passphrase the sender gave you.",
+            )
+            .await;
+        }
+        Err(PickupError::NotVerified) => {
+            let info = messages::landing(&app, &id).await?;
+            return Ok(render(
+                StatusCode::UNAUTHORIZED,
+                &LandingPage {
+                    layout: Layout::pickup(&id),
+                    pickup_id: &id,
+                    sender: &info.sender_address,
+                    masked_recipient: &info.masked_recipient,
+                    expires: format_time(info.expires_at),
+                    passphrase_required: info.passphrase_required,
+                    show_open_form: false,
+                    notice: Notice::error(
+                        "Please confirm your email address first (your session may have \
+                         ended after some time without activity).",
+                    ),
+                },
+            ));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let k = secret.encode();
+    let sender = match &opened.sender_name {
+        Some(name) if !name.trim().is_empty() => format!("{name} <{}>", opened.sender_address),
+        _ => opened.sender_address.clone(),
+    };
+    let page = MessagePage {
+        layout: Layout::pickup(&id),
+        pickup_id: &id,
+        subject: &opened.subject,
+        sender,
+        sent: format_time(opened.sent_at),
+        expires: format_time(opened.expires_at),
+        text: opened.text.as_deref(),
+        html: opened.html.as_deref().map(sanitize_html),
+        attachments: opened
+            .attachments
+            .iter()
+            .map(|a| AttachmentRow {
+                part_no: a.part_no,
+                filename: a.filename.clone(),
+                size: format_size(a.size),
+            })
+            .collect(),
+        k: k.as_str(),
+        passphrase: (!form.passphrase.is_empty()).then_some(form.passphrase.as_str()),
+    };
+    Ok(render(StatusCode::OK, &page))
+}
+
+/// The open form again, with `text` above it.
+async fn open_form_again(
+    app: &AppState,
+    id: &str,
+    status: StatusCode,
+    text: &str,
+) -> Result<Response, AppError> {
+    let info = messages::landing(app, id).await?;
+    Ok(render(
+        status,
+        &OpenPage {
+            layout: Layout::pickup(id),
+            pickup_id: id,
+            passphrase_required: info.passphrase_required,
+            notice: Notice::error(text),
+        },
+    ))
+}
+
+/// `POST /p/{id}/attachments/{part_no}`: stream one attachment, decrypting as it goes.
+async fn download(
+    State(app): State<AppState>,
+    Path((id, part_no)): Path<(String, String)>,
+    session: Session,
+    ctx: RequestCtx,
+    PageForm(form): PageForm<SecretForm>,
+) -> Result<Response, AppError> {
+    check_id(&id)?;
+    let part_no: u32 = part_no.parse().map_err(|_| PickupError::NotFound)?;
+    let verified = verified_recipient(&session, &id).await?;
+    let ctx = with_actor(ctx, verified);
+    let secret = form
+        .secret()
+        .ok_or(PickupError::WrongSecret { remaining: 0 })?;
+    let (info, stream) = messages::open_attachment(
+        &app,
+        &id,
+        &secret,
+        form.passphrase(),
+        verified,
+        part_no,
+        &ctx,
+    )
+    .await?;
+    let mut response = Body::from_stream(stream).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(download_type(&info.content_type)),
+    );
+    if let Ok(v) = HeaderValue::from_str(&content_disposition(&info.filename)) {
+        headers.insert(header::CONTENT_DISPOSITION, v);
+    }
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(info.size));
+    // Should a browser render it anyway, it runs sandboxed with nothing allowed.
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("sandbox; default-src 'none'"),
+    );
+    Ok(response)
+}
+
+/// Content types passed through for downloads (the browser saves rather than shows them, as
+/// the response is `Content-Disposition: attachment` with `nosniff`); anything else is
+/// `application/octet-stream`.
+fn download_type(declared: &str) -> &'static str {
+    const SAFE: &[&str] = &[
+        "application/pdf",
+        "application/zip",
+        "application/msword",
+        "application/vnd.ms-excel",
+        "application/vnd.ms-powerpoint",
+        "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        "application/vnd.openxmlformats-officedocument.presentationml.presentation",
+        "application/vnd.oasis.opendocument.text",
+        "application/vnd.oasis.opendocument.spreadsheet",
+        "application/vnd.oasis.opendocument.presentation",
+        "image/png",
+        "image/jpeg",
+        "image/gif",
+        "image/webp",
+        "text/plain",
+        "text/csv",
+        "audio/mpeg",
+        "video/mp4",
+    ];
+    let essence = declared
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    SAFE.iter()
+        .find(|t| **t == essence)
+        .copied()
+        .unwrap_or("application/octet-stream")
+}
+
+/// RFC 5987 `attr-char`: everything else is percent-encoded in `filename*`.
+const ATTR_CHAR: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'!')
+    .remove(b'#')
+    .remove(b'$')
+    .remove(b'&')
+    .remove(b'+')
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'^')
+    .remove(b'_')
+    .remove(b'`')
+    .remove(b'|')
+    .remove(b'~');
+
+/// `attachment; filename="<ASCII fallback>"; filename*=UTF-8''<encoded>` (RFC 6266), with
+/// path separators and control characters replaced.
+fn content_disposition(filename: &str) -> String {
+    let mut name: String = filename
+        .chars()
+        .map(|c| {
+            if c.is_control() || matches!(c, '/' | '\\') {
+                '_'
+            } else {
+                c
+            }
+        })
+        .collect();
+    name = name.trim().trim_start_matches('.').to_owned();
+    if name.is_empty() {
+        name = "attachment".to_owned();
+    }
+    let fallback: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_graphic() && c != '"' && c != '\\' || c == ' ' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let encoded = utf8_percent_encode(&name, ATTR_CHAR);
+    format!("attachment; filename=\"{fallback}\"; filename*=UTF-8''{encoded}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn disposition() {
+        assert_eq!(
+            content_disposition("Befund März.pdf"),
+            "attachment; filename=\"Befund M_rz.pdf\"; filename*=UTF-8''Befund%20M%C3%A4rz.pdf"
+        );
+        assert_eq!(
+            content_disposition("../../etc/pa\"ss\r\n"),
+            "attachment; filename=\"_.._etc_pa_ss__\"; filename*=UTF-8''_.._etc_pa%22ss__"
+        );
+        assert_eq!(
+            content_disposition(""),
+            "attachment; filename=\"attachment\"; filename*=UTF-8''attachment"
+        );
+    }
+
+    #[test]
+    fn download_types() {
+        assert_eq!(download_type("application/PDF; name=x"), "application/pdf");
+        assert_eq!(download_type("text/html"), "application/octet-stream");
+        assert_eq!(download_type("image/svg+xml"), "application/octet-stream");
+    }
+
+    #[test]
+    fn secret_from_pasted_link() {
+        let secret = LinkSecret::generate();
+        let text = secret.encode();
+        for typed in [
+            text.to_string(),
+            format!("  {}  ", text.as_str()),
+            format!("https://x.example/p/abc#k={}", text.as_str()),
+        ] {
+            let form = SecretForm {
+                k: typed,
+                passphrase: String::new(),
+            };
+            assert!(form.secret().is_some_and(|s| s == secret));
+        }
+        let form = SecretForm {
+            k: "short".to_owned(),
+            passphrase: String::new(),
+        };
+        assert!(form.secret().is_none());
+    }
+}
