@@ -179,10 +179,7 @@ impl PartDecryptor {
     }
 
     /// Give the next sealed chunk; returns the plaintext of the previous one, if any.
-    pub fn push(
-        &mut self,
-        sealed: impl Into<Vec<u8>>,
-    ) -> Result<Option<Vec<u8>>, CryptoError> {
+    pub fn push(&mut self, sealed: impl Into<Vec<u8>>) -> Result<Option<Vec<u8>>, CryptoError> {
         let sealed = sealed.into();
         if sealed.len() < TAG_LEN || sealed.len() > SEALED_CHUNK_LEN {
             self.stream = None;
