@@ -845,3 +845,56 @@ async fn each_api_request_audits_one_token_use_with_the_peer_ip() -> TestResult 
     assert!(audit::verify(&t.store).await?.ok());
     Ok(())
 }
+
+/// Invariant 3 and flow 2: when the outbound relay cannot take the notification, the API
+/// answers 503 and keeps nothing — no message, part, chunk or recipient row — but audits why.
+#[tokio::test]
+async fn relay_failure_gives_503_and_keeps_nothing() -> TestResult {
+    // A port with nobody listening: the handoff fails with a temporary error.
+    let closed = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await?
+        .local_addr()?
+        .port();
+    let t = test_app_with(RawConfig {
+        outbound: Some(format!("smtp://127.0.0.1:{closed}").into()),
+        ..RawConfig::default()
+    })
+    .await?;
+    let body = serde_json::json!({
+        "to": ["bob@example.org"], "subject": "s", "text": "t",
+        "attachments": [{"filename": "a.bin", "content_type": "application/octet-stream",
+                         "content_base64": base64::engine::general_purpose::STANDARD.encode([7u8; 100_000])}]
+    });
+    let reply = send(
+        &t.router,
+        api_post(Some(&t.token), "application/json", body.to_string()),
+    )
+    .await?;
+    assert_eq!(
+        reply.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        reply.text()
+    );
+    assert!(
+        reply.json()?["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty())
+    );
+    let mut conn = t.store.acquire().await?;
+    for table in ["messages", "parts", "chunks", "recipients"] {
+        let (n,): (i64,) =
+            sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT count(*) FROM {table}")))
+                .fetch_one(&mut *conn)
+                .await?;
+        assert_eq!(n, 0, "{table} must be empty after a refused submission");
+    }
+    let (failed,): (i64,) =
+        sqlx::query_as("SELECT count(*) FROM audit_events WHERE action IN ('notification_failed', 'submit_rejected')")
+            .fetch_one(&mut *conn)
+            .await?;
+    assert_eq!(failed, 2);
+    drop(conn);
+    assert!(audit::verify(&t.store).await?.ok());
+    Ok(())
+}
