@@ -122,17 +122,29 @@ impl App {
         &self.state.config
     }
 
-    /// Serve HTTP on `listener` until `shutdown` resolves, then finish in-flight requests.
-    /// Refuses plain HTTP on a public address (see [`web::check_listener_policy`]).
+    /// Serve HTTP — over TLS when a certificate is configured — on `listener` until `shutdown`
+    /// resolves, then finish in-flight requests. Refuses plain HTTP on a public address (see
+    /// [`web::check_listener_policy`]).
     pub async fn serve_http(
         &self,
         listener: tokio::net::TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let addr = listener.local_addr()?;
-        web::check_listener_policy(addr, &self.state.config)?;
-        tracing::info!(%addr, "HTTP listening");
+        let scheme = web::check_listener_policy(addr, &self.state.config)?;
         let router = web::router(self.state.clone());
+        if let (web::Scheme::Https, Some(cert), Some(key)) = (
+            scheme,
+            &self.state.config.tls_cert,
+            &self.state.config.tls_key,
+        ) {
+            let tls = crate::tls::server_config(cert, key, &[b"http/1.1"])?;
+            tracing::info!(%addr, "HTTPS listening");
+            crate::tls::serve_https(listener, tls, router, shutdown).await?;
+            tracing::info!("HTTPS stopped");
+            return Ok(());
+        }
+        tracing::info!(%addr, "HTTP listening");
         axum::serve(
             listener,
             router.into_make_service_with_connect_info::<SocketAddr>(),

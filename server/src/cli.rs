@@ -209,10 +209,13 @@ async fn serve(config: Config) -> anyhow::Result<ExitCode> {
         .await
         .with_context(|| format!("cannot listen on {http_addr}"))?;
     let bound = listener.local_addr()?;
-    web::check_listener_policy(bound, app.config())?;
+    let scheme = match web::check_listener_policy(bound, app.config())? {
+        web::Scheme::Http => "http",
+        web::Scheme::Https => "https",
+    };
     {
         let mut out = std::io::stdout().lock();
-        writeln!(out, "listening http={bound}")?;
+        writeln!(out, "listening {scheme}={bound}")?;
         out.flush()?;
     }
     let jobs = tokio::spawn(jobs::run_periodic(

@@ -24,4 +24,5 @@ pub mod messages;
 pub mod notify;
 pub mod store;
 pub mod telemetry;
+pub mod tls;
 pub mod web;

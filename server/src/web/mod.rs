@@ -95,18 +95,27 @@ pub enum ListenerPolicyError {
          or run behind a TLS-terminating proxy listed in trusted_proxies"
     )]
     PlainHttpOnPublicAddress(SocketAddr),
-    #[error("TLS serving not yet supported: use a TLS-terminating proxy listed in trusted_proxies")]
-    TlsNotYetSupported,
 }
 
-/// Plain HTTP is allowed only on a loopback address, or behind a TLS-terminating proxy
-/// (`trusted_proxies` non-empty). Otherwise TLS is required (invariant 5: never cleartext).
-pub fn check_listener_policy(addr: SocketAddr, config: &Config) -> Result<(), ListenerPolicyError> {
-    if addr.ip().is_loopback() || !config.trusted_proxies.is_empty() {
-        return Ok(());
-    }
+/// How a listener serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scheme {
+    Http,
+    Https,
+}
+
+/// With a certificate configured the listener serves HTTPS, wherever it is. Plain HTTP is
+/// allowed only on a loopback address, or behind a TLS-terminating proxy (`trusted_proxies`
+/// non-empty). Anything else is refused (invariant 5: never cleartext).
+pub fn check_listener_policy(
+    addr: SocketAddr,
+    config: &Config,
+) -> Result<Scheme, ListenerPolicyError> {
     if config.tls_cert.is_some() && config.tls_key.is_some() {
-        return Err(ListenerPolicyError::TlsNotYetSupported);
+        return Ok(Scheme::Https);
+    }
+    if addr.ip().is_loopback() || !config.trusted_proxies.is_empty() {
+        return Ok(Scheme::Http);
     }
     Err(ListenerPolicyError::PlainHttpOnPublicAddress(addr))
 }
@@ -165,17 +174,21 @@ mod tests {
 
     #[test]
     fn listener_policy() {
-        assert!(check_listener_policy(addr("127.0.0.1:8080"), &config(&[], false)).is_ok());
-        assert!(check_listener_policy(addr("[::1]:8080"), &config(&[], false)).is_ok());
+        let policy = |a: &str, proxies: &[&str], tls: bool| {
+            check_listener_policy(addr(a), &config(proxies, tls)).ok()
+        };
+        assert_eq!(policy("127.0.0.1:8080", &[], false), Some(Scheme::Http));
+        assert_eq!(policy("[::1]:8080", &[], false), Some(Scheme::Http));
         assert!(matches!(
             check_listener_policy(addr("0.0.0.0:8080"), &config(&[], false)),
             Err(ListenerPolicyError::PlainHttpOnPublicAddress(_))
         ));
-        assert!(matches!(
-            check_listener_policy(addr("0.0.0.0:8080"), &config(&[], true)),
-            Err(ListenerPolicyError::TlsNotYetSupported)
-        ));
-        assert!(check_listener_policy(addr("0.0.0.0:8080"), &config(&["10.0.0.1"], false)).is_ok());
+        assert_eq!(policy("0.0.0.0:8080", &[], true), Some(Scheme::Https));
+        assert_eq!(policy("127.0.0.1:8080", &[], true), Some(Scheme::Https));
+        assert_eq!(
+            policy("0.0.0.0:8080", &["10.0.0.1"], false),
+            Some(Scheme::Http)
+        );
     }
 
     #[test]
