@@ -234,3 +234,25 @@ fn remote_relays_require_tls_and_debug_hides_credentials() {
     assert!(!is_loopback("mail.example.org") && !is_loopback("10.0.0.1"));
     assert!(Mailer::new(&Outbound::File, Path::new("/x"), "not an address").is_err());
 }
+
+#[tokio::test]
+async fn a_hostile_sender_name_cannot_add_headers() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mailer = Mailer::new(&Outbound::File, dir.path(), "sealpost@localhost").expect("mailer");
+    let mut n = notification("bob@example.org");
+    n.sender_name = Some("Jane\r\nBcc: eve@evil.example");
+    mailer.send_notification(&n).await.expect("sent");
+    let file = std::fs::read_dir(dir.path())
+        .expect("dir")
+        .filter_map(Result::ok)
+        .next()
+        .expect("one file");
+    let raw = std::fs::read_to_string(file.path()).expect("read");
+    let headers = raw.split("\r\n\r\n").next().unwrap_or_default();
+    assert!(
+        !headers
+            .lines()
+            .any(|l| l.to_ascii_lowercase().starts_with("bcc:")),
+        "{headers}"
+    );
+}
