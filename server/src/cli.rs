@@ -1,8 +1,9 @@
 //! The `sealpost` command line.
 //!
 //! Output contract (scripts and tests rely on it): results go to stdout, logs to stderr;
-//! `token create` prints the token as the last line; `serve` prints `listening http=<addr>`
-//! once the HTTP socket is bound. Exit codes: 0 success, 1 `audit verify` found a broken
+//! `token create` and `relay add` print the token or password as the last line; `serve` prints
+//! `listening http=<addr>` (or `https=`) once the HTTP socket is bound, then at once
+//! `listening smtp=<addr>` (and `listening smtps=<addr>` with `smtps_addr`). Exit codes: 0 success, 1 `audit verify` found a broken
 //! chain, 2 any other failure (bad config, database error, unknown user…).
 //!
 //! Every administrative change writes an audit event with actor `cli` in the same transaction
@@ -23,7 +24,7 @@ use crate::clock;
 use crate::config::Config;
 use crate::store::users::{self, Role};
 use crate::store::{StoreError, tokens};
-use crate::{jobs, telemetry, web};
+use crate::{jobs, smtp, telemetry, web};
 
 /// Sealpost: secure message pickup portal.
 #[derive(Debug, Parser)]
@@ -38,7 +39,7 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the HTTP (and later SMTP) listeners until SIGTERM or Ctrl-C.
+    /// Run the HTTP and SMTP listeners until SIGTERM or Ctrl-C.
     Serve,
     /// Create or upgrade the database schema, then exit.
     Migrate,
@@ -59,6 +60,27 @@ pub enum Command {
     },
     /// Shred expired and revoked messages now.
     Purge,
+    /// Manage SMTP relay credentials (the MTAs that relay mail to Sealpost).
+    Relay {
+        #[command(subcommand)]
+        command: RelayCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RelayCommand {
+    /// Add a relay; its generated password is the last line of output, shown once.
+    Add {
+        #[arg(long)]
+        name: String,
+    },
+    /// List relays.
+    List,
+    /// Remove a relay (it can no longer authenticate).
+    Remove {
+        #[arg(long)]
+        name: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -181,6 +203,16 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
             app.store().close().await;
             result
         }
+        Command::Relay { command } => {
+            let app = App::open(config).await?;
+            let result = match command {
+                RelayCommand::Add { name } => smtp::admin::relay_add(&app, &name).await,
+                RelayCommand::List => smtp::admin::relay_list(&app).await,
+                RelayCommand::Remove { name } => smtp::admin::relay_remove(&app, &name).await,
+            };
+            app.store().close().await;
+            result.map(|()| ExitCode::SUCCESS)
+        }
         Command::Purge => {
             let app = App::open(config).await?;
             let report = jobs::purge_expired(app.store()).await?;
@@ -213,19 +245,79 @@ async fn serve(config: Config) -> anyhow::Result<ExitCode> {
         web::Scheme::Http => "http",
         web::Scheme::Https => "https",
     };
+    // SMTP: STARTTLS certificate (generated on first run) and listeners, bound before the
+    // `listening` lines so that a client reading them can connect at once.
+    let (acceptor, _fingerprint) = smtp::tls::acceptor(app.config())?;
+    let smtp_addr = app.config().smtp_addr;
+    let smtp_listener = tokio::net::TcpListener::bind(smtp_addr)
+        .await
+        .with_context(|| format!("cannot listen on {smtp_addr} (SMTP)"))?;
+    let smtps_listener = match app.config().smtps_addr {
+        Some(addr) => Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on {addr} (SMTPS)"))?,
+        ),
+        None => None,
+    };
     {
         let mut out = std::io::stdout().lock();
         writeln!(out, "listening {scheme}={bound}")?;
+        writeln!(out, "listening smtp={}", smtp_listener.local_addr()?)?;
+        if let Some(l) = &smtps_listener {
+            writeln!(out, "listening smtps={}", l.local_addr()?)?;
+        }
         out.flush()?;
     }
     let jobs = tokio::spawn(jobs::run_periodic(
         app.store().clone(),
         Duration::from_secs(600),
     ));
-    let result = app.serve_http(listener, shutdown_signal()).await;
+    // One signal stops every listener; a listener that fails stops the others too.
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let until_stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        rx.wait_for(|s| *s).await.ok();
+    };
+    let signal = {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            shutdown_signal().await;
+            stop.send_replace(true);
+        })
+    };
+    let smtp_server = smtp::SmtpServer::new(app.state().clone(), Some(acceptor));
+    let (http, smtp_result, smtps_result) = tokio::join!(
+        async {
+            let r = app
+                .serve_http(listener, until_stopped(stopped.clone()))
+                .await;
+            stop.send_replace(true);
+            r
+        },
+        async {
+            let r = smtp_server
+                .serve(smtp_listener, false, until_stopped(stopped.clone()))
+                .await;
+            stop.send_replace(true);
+            r
+        },
+        async {
+            let Some(l) = smtps_listener else {
+                return Ok(());
+            };
+            let r = smtp_server
+                .serve(l, true, until_stopped(stopped.clone()))
+                .await;
+            stop.send_replace(true);
+            r
+        },
+    );
+    signal.abort();
     jobs.abort();
     app.store().close().await;
-    result.map(|()| ExitCode::SUCCESS)
+    http.and(smtp_result)
+        .and(smtps_result)
+        .map(|()| ExitCode::SUCCESS)
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

@@ -47,6 +47,14 @@ pub const KNOWN_KEYS: &[&str] = &[
     "server_key",
     "session_idle_minutes",
     "lockout_threshold",
+    "smtps_addr",
+    "smtp_tls_cert",
+    "smtp_tls_key",
+    "smtp_allowed_networks",
+    "smtp_allowed_sender_domains",
+    "smtp_allow_loopback_plaintext",
+    "smtp_max_sessions",
+    "smtp_max_sessions_per_ip",
 ];
 
 /// Why the configuration could not be loaded. Messages name the setting and never contain a
@@ -246,6 +254,24 @@ pub struct Config {
     pub session_idle_minutes: u32,
     /// Failed attempts after which a recipient is locked.
     pub lockout_threshold: u32,
+    /// Optional implicit-TLS SMTP listener (port 465 style); none by default.
+    pub smtps_addr: Option<SocketAddr>,
+    /// PEM certificate chain for SMTP STARTTLS; else `tls_cert`, else a self-signed certificate
+    /// generated into the data directory.
+    pub smtp_tls_cert: Option<PathBuf>,
+    /// PEM private key for SMTP STARTTLS; set together with `smtp_tls_cert`.
+    pub smtp_tls_key: Option<PathBuf>,
+    /// Client networks allowed to submit over SMTP without AUTH (default: none).
+    pub smtp_allowed_networks: Vec<IpNet>,
+    /// Envelope sender domains accepted over SMTP, lower case (empty: any).
+    pub smtp_allowed_sender_domains: Vec<String>,
+    /// Let loopback clients AUTH and submit without STARTTLS (default false). Never applies to
+    /// any other client.
+    pub smtp_allow_loopback_plaintext: bool,
+    /// Most concurrent SMTP sessions.
+    pub smtp_max_sessions: u32,
+    /// Most concurrent SMTP sessions from one client IP.
+    pub smtp_max_sessions_per_ip: u32,
 }
 
 /// One layer of settings, every field optional. The TOML file deserializes into it directly;
@@ -272,6 +298,14 @@ pub struct RawConfig {
     pub server_key: Option<SecretString>,
     pub session_idle_minutes: Option<u32>,
     pub lockout_threshold: Option<u32>,
+    pub smtps_addr: Option<String>,
+    pub smtp_tls_cert: Option<PathBuf>,
+    pub smtp_tls_key: Option<PathBuf>,
+    pub smtp_allowed_networks: Option<Vec<String>>,
+    pub smtp_allowed_sender_domains: Option<Vec<String>>,
+    pub smtp_allow_loopback_plaintext: Option<bool>,
+    pub smtp_max_sessions: Option<u32>,
+    pub smtp_max_sessions_per_ip: Option<u32>,
 }
 
 fn env_name(key: &str) -> String {
@@ -363,6 +397,22 @@ impl RawConfig {
         if let Some(v) = get("lockout_threshold") {
             raw.lockout_threshold = Some(parse_env_num("lockout_threshold", v)?);
         }
+        raw.smtps_addr = get("smtps_addr");
+        raw.smtp_tls_cert = get("smtp_tls_cert").map(PathBuf::from);
+        raw.smtp_tls_key = get("smtp_tls_key").map(PathBuf::from);
+        raw.smtp_allowed_networks = get("smtp_allowed_networks").map(|v| split_list(&v));
+        raw.smtp_allowed_sender_domains =
+            get("smtp_allowed_sender_domains").map(|v| split_list(&v));
+        if let Some(v) = get("smtp_allow_loopback_plaintext") {
+            raw.smtp_allow_loopback_plaintext =
+                Some(parse_env_bool("smtp_allow_loopback_plaintext", &v)?);
+        }
+        if let Some(v) = get("smtp_max_sessions") {
+            raw.smtp_max_sessions = Some(parse_env_num("smtp_max_sessions", v)?);
+        }
+        if let Some(v) = get("smtp_max_sessions_per_ip") {
+            raw.smtp_max_sessions_per_ip = Some(parse_env_num("smtp_max_sessions_per_ip", v)?);
+        }
         let known: Vec<String> = KNOWN_KEYS.iter().map(|k| env_name(k)).collect();
         let warnings = all_names
             .iter()
@@ -395,6 +445,20 @@ impl RawConfig {
             server_key: over.server_key.or(self.server_key),
             session_idle_minutes: over.session_idle_minutes.or(self.session_idle_minutes),
             lockout_threshold: over.lockout_threshold.or(self.lockout_threshold),
+            smtps_addr: over.smtps_addr.or(self.smtps_addr),
+            smtp_tls_cert: over.smtp_tls_cert.or(self.smtp_tls_cert),
+            smtp_tls_key: over.smtp_tls_key.or(self.smtp_tls_key),
+            smtp_allowed_networks: over.smtp_allowed_networks.or(self.smtp_allowed_networks),
+            smtp_allowed_sender_domains: over
+                .smtp_allowed_sender_domains
+                .or(self.smtp_allowed_sender_domains),
+            smtp_allow_loopback_plaintext: over
+                .smtp_allow_loopback_plaintext
+                .or(self.smtp_allow_loopback_plaintext),
+            smtp_max_sessions: over.smtp_max_sessions.or(self.smtp_max_sessions),
+            smtp_max_sessions_per_ip: over
+                .smtp_max_sessions_per_ip
+                .or(self.smtp_max_sessions_per_ip),
         }
     }
 }
@@ -424,6 +488,54 @@ fn parse_proxy(entry: &str) -> Result<IpNet, ConfigError> {
             format!("{entry:?} is not an IP address or CIDR"),
         )
     })
+}
+
+/// A comma-separated environment list.
+fn split_list(value: &str) -> Vec<String> {
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+fn parse_env_bool(key: &str, value: &str) -> Result<bool, ConfigError> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "0" | "false" | "no" | "off" => Ok(false),
+        _ => Err(invalid(&env_name(key), "expected true or false")),
+    }
+}
+
+/// An IP address or CIDR network.
+fn parse_net(setting: &str, entry: &str) -> Result<IpNet, ConfigError> {
+    let entry = entry.trim();
+    if let Ok(net) = entry.parse::<IpNet>() {
+        return Ok(net.trunc());
+    }
+    entry
+        .parse::<IpAddr>()
+        .map(IpNet::from)
+        .map_err(|_| invalid(setting, format!("{entry:?} is not an IP address or CIDR")))
+}
+
+/// A domain name, lower-cased.
+fn parse_domain(setting: &str, entry: &str) -> Result<String, ConfigError> {
+    let domain = entry.trim().trim_end_matches('.').to_lowercase();
+    let ok = !domain.is_empty()
+        && domain.len() <= 253
+        && domain.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label.chars().all(|c| c.is_alphanumeric() || c == '-')
+        });
+    if !ok {
+        return Err(invalid(setting, format!("{entry:?} is not a domain name")));
+    }
+    Ok(domain)
 }
 
 fn positive(setting: &str, value: Option<u32>, default: u32) -> Result<u32, ConfigError> {
@@ -583,6 +695,37 @@ impl Config {
         let session_idle_minutes = positive("session_idle_minutes", raw.session_idle_minutes, 15)?;
         let lockout_threshold = positive("lockout_threshold", raw.lockout_threshold, 10)?;
 
+        let smtps_addr = match raw.smtps_addr {
+            Some(text) => Some(parse_addr("smtps_addr", Some(text), "")?),
+            None => None,
+        };
+        let (smtp_tls_cert, smtp_tls_key) = match (raw.smtp_tls_cert, raw.smtp_tls_key) {
+            (Some(c), Some(k)) => (Some(c), Some(k)),
+            (None, None) => (None, None),
+            _ => {
+                return Err(invalid(
+                    "smtp_tls_cert",
+                    "smtp_tls_cert and smtp_tls_key must be set together",
+                ));
+            }
+        };
+        let smtp_allowed_networks = raw
+            .smtp_allowed_networks
+            .unwrap_or_default()
+            .iter()
+            .map(|e| parse_net("smtp_allowed_networks", e))
+            .collect::<Result<Vec<_>, _>>()?;
+        let smtp_allowed_sender_domains = raw
+            .smtp_allowed_sender_domains
+            .unwrap_or_default()
+            .iter()
+            .map(|d| parse_domain("smtp_allowed_sender_domains", d))
+            .collect::<Result<Vec<_>, _>>()?;
+        let smtp_allow_loopback_plaintext = raw.smtp_allow_loopback_plaintext.unwrap_or(false);
+        let smtp_max_sessions = positive("smtp_max_sessions", raw.smtp_max_sessions, 100)?;
+        let smtp_max_sessions_per_ip =
+            positive("smtp_max_sessions_per_ip", raw.smtp_max_sessions_per_ip, 20)?;
+
         Ok(Self {
             data_dir,
             http_addr,
@@ -603,6 +746,14 @@ impl Config {
             server_key,
             session_idle_minutes,
             lockout_threshold,
+            smtps_addr,
+            smtp_tls_cert,
+            smtp_tls_key,
+            smtp_allowed_networks,
+            smtp_allowed_sender_domains,
+            smtp_allow_loopback_plaintext,
+            smtp_max_sessions,
+            smtp_max_sessions_per_ip,
         })
     }
 
@@ -670,6 +821,53 @@ mod tests {
         assert!(c.server_key.is_none());
         assert_eq!(c.session_idle_minutes, 15);
         assert_eq!(c.lockout_threshold, 10);
+        assert!(c.smtps_addr.is_none());
+        assert!(c.smtp_tls_cert.is_none());
+        assert!(c.smtp_allowed_networks.is_empty());
+        assert!(c.smtp_allowed_sender_domains.is_empty());
+        assert!(!c.smtp_allow_loopback_plaintext);
+        assert_eq!(c.smtp_max_sessions, 100);
+        assert_eq!(c.smtp_max_sessions_per_ip, 20);
+        Ok(())
+    }
+
+    #[test]
+    fn smtp_settings() -> Result<(), ConfigError> {
+        let (c, warnings) = load(
+            Some("smtp_allowed_sender_domains = [\"Example.ORG.\"]\n"),
+            &[
+                ("SEALPOST_SMTPS_ADDR", "127.0.0.1:4650"),
+                ("SEALPOST_SMTP_ALLOWED_NETWORKS", "10.0.0.0/8, 192.0.2.7"),
+                ("SEALPOST_SMTP_ALLOW_LOOPBACK_PLAINTEXT", "yes"),
+                ("SEALPOST_SMTP_MAX_SESSIONS_PER_IP", "3"),
+            ],
+        )?;
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert_eq!(c.smtps_addr.map(|a| a.port()), Some(4650));
+        assert_eq!(c.smtp_allowed_networks.len(), 2);
+        assert_eq!(
+            c.smtp_allowed_sender_domains,
+            vec!["example.org".to_owned()]
+        );
+        assert!(c.smtp_allow_loopback_plaintext);
+        assert_eq!(c.smtp_max_sessions_per_ip, 3);
+        for (key, value) in [
+            ("SEALPOST_SMTP_ALLOWED_NETWORKS", "10.0.0.0/33"),
+            ("SEALPOST_SMTP_ALLOWED_SENDER_DOMAINS", "exa mple.org"),
+            ("SEALPOST_SMTP_ALLOW_LOOPBACK_PLAINTEXT", "maybe"),
+            ("SEALPOST_SMTP_MAX_SESSIONS", "0"),
+            ("SEALPOST_SMTP_TLS_CERT", "/c.pem"),
+            ("SEALPOST_SMTPS_ADDR", "nowhere"),
+        ] {
+            let needle = key.trim_start_matches(ENV_PREFIX).to_ascii_lowercase();
+            match load(None, &[(key, value)]) {
+                Ok(_) => panic!("{key}={value} accepted"),
+                Err(e) => assert!(
+                    e.to_string().to_ascii_lowercase().contains(&needle),
+                    "{e} should name {needle}"
+                ),
+            }
+        }
         Ok(())
     }
 
@@ -810,14 +1008,19 @@ mod tests {
         let doc: String = KNOWN_KEYS
             .iter()
             .map(|k| match *k {
-                "trusted_proxies" => format!("{k} = []\n"),
+                "trusted_proxies" | "smtp_allowed_networks" | "smtp_allowed_sender_domains" => {
+                    format!("{k} = []\n")
+                }
+                "smtp_allow_loopback_plaintext" => format!("{k} = true\n"),
                 "default_expiry_days"
                 | "max_expiry_days"
                 | "max_message_bytes"
                 | "max_recipients"
                 | "max_attachments"
                 | "session_idle_minutes"
-                | "lockout_threshold" => format!("{k} = 1\n"),
+                | "lockout_threshold"
+                | "smtp_max_sessions"
+                | "smtp_max_sessions_per_ip" => format!("{k} = 1\n"),
                 _ => format!("{k} = \"x\"\n"),
             })
             .collect();

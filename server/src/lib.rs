@@ -22,6 +22,7 @@ pub mod config;
 pub mod jobs;
 pub mod messages;
 pub mod notify;
+pub mod smtp;
 pub mod store;
 pub mod telemetry;
 pub mod tls;

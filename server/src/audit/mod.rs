@@ -63,6 +63,17 @@ pub enum Action {
     UserEnabled,
     PasswordChanged,
     AuditExported,
+    /// An SMTP relay credential was created (`sealpost relay add`).
+    RelayAdded,
+    /// An SMTP relay credential was deleted (`sealpost relay remove`).
+    RelayRemoved,
+    /// An SMTP client authenticated with relay credentials.
+    RelayAuthenticated,
+    /// An SMTP client failed to authenticate.
+    RelayAuthFailed,
+    /// The SMTP listener refused a client by policy (no TLS, no authentication, sender
+    /// domain, connection limits, too many errors).
+    SmtpRefused,
 }
 
 impl Action {
@@ -98,6 +109,11 @@ impl Action {
         Self::UserEnabled,
         Self::PasswordChanged,
         Self::AuditExported,
+        Self::RelayAdded,
+        Self::RelayRemoved,
+        Self::RelayAuthenticated,
+        Self::RelayAuthFailed,
+        Self::SmtpRefused,
     ];
 
     /// The stored snake_case name.
@@ -133,6 +149,11 @@ impl Action {
             Self::UserEnabled => "user_enabled",
             Self::PasswordChanged => "password_changed",
             Self::AuditExported => "audit_exported",
+            Self::RelayAdded => "relay_added",
+            Self::RelayRemoved => "relay_removed",
+            Self::RelayAuthenticated => "relay_authenticated",
+            Self::RelayAuthFailed => "relay_auth_failed",
+            Self::SmtpRefused => "smtp_refused",
         }
     }
 }

@@ -23,6 +23,7 @@
 pub mod audit;
 pub mod messages;
 pub mod purge;
+pub mod relays;
 pub mod sessions;
 pub mod tokens;
 pub mod users;

@@ -268,7 +268,7 @@ fn assert_page_headers(reply: &Reply) {
         super::security::CSP
     );
     assert_eq!(reply.header(header::X_CONTENT_TYPE_OPTIONS), "nosniff");
-    assert_eq!(reply.header(header::REFERRER_POLICY), "no-referrer");
+    assert_eq!(reply.header(header::REFERRER_POLICY), "same-origin");
     assert_eq!(reply.header(header::CACHE_CONTROL), "no-store");
     assert!(reply.header(header::CONTENT_TYPE).starts_with("text/html"));
 }

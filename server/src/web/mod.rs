@@ -34,7 +34,7 @@ pub use error::AppError;
 
 /// The complete HTTP application.
 ///
-/// Layers, outermost first: tracing; security headers (CSP, nosniff, no-referrer, no-store
+/// Layers, outermost first: tracing; security headers (CSP, nosniff, same-origin referrer, no-store
 /// unless the handler set a cache policy); error rendering (JSON under `/api/`, HTML pages
 /// elsewhere); the cross-site check for form posts; sessions.
 pub fn router(state: AppState) -> Router {

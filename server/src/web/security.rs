@@ -2,7 +2,8 @@
 //! request context (client IP, user agent) the audit log needs.
 //!
 //! - Every response carries a strict Content-Security-Policy (no inline script or style, no
-//!   framing, no remote anything), `nosniff`, `no-referrer`, and `Cache-Control: no-store`
+//!   framing, no remote anything), `nosniff`, `Referrer-Policy: same-origin` (nothing leaks to other sites, and same-origin
+//!   form posts keep a real `Origin`), and `Cache-Control: no-store`
 //!   unless the handler chose a cache policy itself (hashed static files do).
 //! - Form posts outside `/api/` must come from our own pages: the first post of a pickup has
 //!   no session yet, so `SameSite` cookies cannot protect it. When the browser says where the
@@ -39,7 +40,7 @@ pub async fn headers(State(state): State<AppState>, request: Request, next: Next
     );
     headers.insert(
         header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
+        HeaderValue::from_static("same-origin"),
     );
     headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     headers
@@ -66,13 +67,15 @@ pub fn base_origin(base_url: &str) -> &str {
 /// Whether a state-changing request may proceed: `Origin` (when sent) equals our origin, else
 /// `Sec-Fetch-Site` (when sent) is `same-origin` or `none` (typed into the address bar).
 pub fn same_origin(headers: &axum::http::HeaderMap, base_url: &str) -> bool {
+    // Sec-Fetch-Site comes first: browsers set it themselves and page script cannot, and it
+    // stays meaningful where a referrer policy makes the browser send `Origin: null`.
+    if let Some(site) = headers.get("sec-fetch-site") {
+        return matches!(site.to_str(), Ok("same-origin" | "none"));
+    }
     if let Some(origin) = headers.get(header::ORIGIN) {
         return origin
             .to_str()
             .is_ok_and(|o| o.eq_ignore_ascii_case(base_origin(base_url)));
-    }
-    if let Some(site) = headers.get("sec-fetch-site") {
-        return matches!(site.to_str(), Ok("same-origin" | "none"));
     }
     // Neither header: not a current browser's cross-site form post (those send Origin).
     true

@@ -1,0 +1,125 @@
+//! DATA (RFC 5321 4.1.1.4): read the message with dot-unstuffing (4.5.2), the text line limit
+//! (4.5.3.1.6) and the size limit (RFC 1870) enforced while reading, then submit it through
+//! the domain and answer `250` only once it is committed.
+
+use std::io;
+
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use super::{Flow, Line, Session};
+use crate::messages::SubmitError;
+use crate::smtp::reply;
+use crate::smtp::{MAX_DATA_LINE, mime};
+
+/// How reading the message ended.
+enum Body {
+    Message(Vec<u8>),
+    TooBig,
+    LineTooLong,
+    /// Timeout or end of input: there is nobody left to answer.
+    Closed,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
+    pub(crate) async fn data(&mut self) -> io::Result<Flow> {
+        let Some(tx) = self.st.tx.as_ref() else {
+            self.error(reply::BAD_SEQUENCE.with_text("Need MAIL and RCPT before DATA"));
+            return Ok(Flow::Continue);
+        };
+        if tx.rcpts.is_empty() {
+            self.error(reply::NO_VALID_RECIPIENTS);
+            return Ok(Flow::Continue);
+        }
+        self.reply(reply::START_DATA);
+        let body = self.read_body().await?;
+        // The transaction is over whatever happens next (RFC 5321 4.1.1.4).
+        let Some(tx) = self.st.tx.take() else {
+            return Ok(Flow::Continue);
+        };
+        let raw = match body {
+            Body::Message(raw) => raw,
+            Body::TooBig => {
+                let max = self.ctx.limits.max_message_bytes;
+                self.reply(reply::MESSAGE_TOO_BIG.with_text(format!(
+                    "Message size exceeds fixed maximum message size of {max} bytes"
+                )));
+                return Ok(Flow::Continue);
+            }
+            Body::LineTooLong => {
+                self.reply(reply::DATA_LINE_TOO_LONG);
+                return Ok(Flow::Continue);
+            }
+            Body::Closed => return Ok(Flow::Quit),
+        };
+        let ctx = self.st.request_ctx();
+        let result = mime::submit(&self.ctx.app, &tx, raw, &ctx).await;
+        let answer = match result {
+            Ok(submitted) => reply::QUEUED.with_text(format!("{} queued", submitted.id)),
+            Err(SubmitError::Invalid(why)) => reply::CONTENT_REJECTED.with_text(why),
+            Err(SubmitError::TooLarge { what, limit }) => {
+                reply::MESSAGE_TOO_BIG.with_text(format!("The {what} exceeds the limit of {limit}"))
+            }
+            Err(SubmitError::Unavailable(why)) => {
+                tracing::warn!(peer = %self.st.peer, reason = %why, "SMTP submission deferred");
+                reply::TEMPORARY_FAILURE
+            }
+            Err(SubmitError::Internal(e)) => {
+                tracing::error!(peer = %self.st.peer, error = ?e, "SMTP submission failed");
+                reply::TEMPORARY_FAILURE
+            }
+        };
+        self.reply(answer);
+        Ok(Flow::Continue)
+    }
+
+    async fn read_body(&mut self) -> io::Result<Body> {
+        let max = self.ctx.limits.max_message_bytes;
+        let timeout = self.ctx.limits.command_timeout;
+        let mut raw = Vec::new();
+        let mut total: u64 = 0;
+        let (mut too_big, mut too_long) = (false, false);
+        // The end is CRLF "." CRLF, and only that: a "." line after a bare LF does not end the
+        // message (SMTP smuggling).
+        let mut after_crlf = true;
+        loop {
+            let line = match tokio::time::timeout(timeout, self.read_line(MAX_DATA_LINE)).await {
+                Ok(line) => line?,
+                Err(_) => {
+                    self.reply(reply::TIMEOUT);
+                    self.flush().await?;
+                    return Ok(Body::Closed);
+                }
+            };
+            let line = match line {
+                Line::Complete(line) => line,
+                Line::TooLong { crlf } => {
+                    too_long = true;
+                    raw = Vec::new();
+                    after_crlf = crlf;
+                    continue;
+                }
+                Line::Eof => return Ok(Body::Closed),
+            };
+            if after_crlf && line == b".\r\n" {
+                break;
+            }
+            after_crlf = line.ends_with(b"\r\n");
+            // RFC 5321 4.5.2: remove the first of leading dots.
+            let content = line.strip_prefix(b".").unwrap_or(&line);
+            total += content.len() as u64;
+            if total > max {
+                too_big = true;
+                raw = Vec::new();
+            } else if !too_long {
+                raw.extend_from_slice(content);
+            }
+        }
+        Ok(if too_big {
+            Body::TooBig
+        } else if too_long {
+            Body::LineTooLong
+        } else {
+            Body::Message(raw)
+        })
+    }
+}
