@@ -61,3 +61,52 @@ impl HeaderBlock {
         self.parts.iter().find(|p| p.kind == kind)
     }
 }
+
+/// A file name as shown to the recipient and offered on download: the last path segment of
+/// what the sender declared, without control characters, at most 255 characters; `fallback`
+/// (cleaned the same way, else "attachment") when nothing usable is left. Every source (API,
+/// SMTP, compose page) goes through this one function.
+pub fn clean_file_name(declared: Option<&str>, fallback: &str) -> String {
+    let clean = |s: &str| -> String {
+        s.rsplit(['/', '\\'])
+            .next()
+            .unwrap_or_default()
+            .chars()
+            .filter(|c| !c.is_control())
+            .take(255)
+            .collect::<String>()
+            .trim()
+            .to_owned()
+    };
+    let usable = |n: &String| !n.is_empty() && n != "." && n != "..";
+    let name = clean(declared.unwrap_or_default());
+    if usable(&name) {
+        return name;
+    }
+    let fallback = clean(fallback);
+    if usable(&fallback) {
+        fallback
+    } else {
+        "attachment".to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::clean_file_name;
+
+    #[test]
+    fn file_names_lose_paths_and_controls() {
+        assert_eq!(
+            clean_file_name(Some("C:\\Users\\x\\report.pdf"), "d"),
+            "report.pdf"
+        );
+        assert_eq!(clean_file_name(Some("../../etc/passwd"), "d"), "passwd");
+        assert_eq!(clean_file_name(Some("a\r\nb.txt"), "d"), "ab.txt");
+        assert_eq!(clean_file_name(Some("a\u{0}b"), "d"), "ab");
+        assert_eq!(clean_file_name(Some(".."), "d"), "d");
+        assert_eq!(clean_file_name(None, "x/y.eml"), "y.eml");
+        assert_eq!(clean_file_name(None, ""), "attachment");
+        assert_eq!(clean_file_name(Some(&"n".repeat(300)), "d").len(), 255);
+    }
+}

@@ -16,14 +16,14 @@ mod submit;
 use std::net::IpAddr;
 
 pub use address::{AddressError, EmailAddress};
-pub use header::{AttachmentInfo, PartKind};
+pub use header::{AttachmentInfo, PartKind, clean_file_name};
 pub use pickup::{
     CodeSent, Landing, Opened, Verified, landing, open, open_attachment, request_code, verify_code,
 };
 pub use sender::{RecipientView, SenderView, revoke, sender_view};
 pub use submit::{
-    Draft, NewMessage, PartWriter, RecipientStatus, STALE_AFTER_MS, Sender, Source, Submitted,
-    cleanup_stale,
+    Draft, Limits, NewMessage, PartWriter, RecipientStatus, STALE_AFTER_MS, Sender, Source,
+    Submitted, cleanup_stale,
 };
 
 use crate::audit::Event;

@@ -70,6 +70,23 @@ pub struct Submitted {
     pub recipients: Vec<RecipientStatus>,
 }
 
+/// Size and count limits of one draft: the configured ones for the API, wider ones where the
+/// source also keeps an archival copy (SMTP stores the original message beside its parts).
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub max_bytes: u64,
+    pub max_attachments: u32,
+}
+
+impl Limits {
+    pub fn from_config(config: &crate::config::Config) -> Self {
+        Self {
+            max_bytes: config.max_message_bytes,
+            max_attachments: config.max_attachments,
+        }
+    }
+}
+
 /// A row waiting for the next flush.
 enum Pending {
     Part {
@@ -96,6 +113,7 @@ pub struct Draft {
     id_bytes: [u8; 16],
     sender: Sender,
     source: Source,
+    limits: Limits,
     dek: Dek,
     parts: Vec<PartEntry>,
     pending: Vec<Pending>,
@@ -116,11 +134,21 @@ impl std::fmt::Debug for Draft {
 }
 
 impl Draft {
-    /// Start receiving a message: writes its (empty, invisible) row.
+    /// Start receiving a message under the configured limits: writes its (empty, invisible) row.
     pub async fn begin(
         app: &AppState,
         sender: Sender,
         source: Source,
+    ) -> Result<Self, SubmitError> {
+        Self::begin_with_limits(app, sender, source, Limits::from_config(&app.config)).await
+    }
+
+    /// [`Draft::begin`] with explicit limits.
+    pub async fn begin_with_limits(
+        app: &AppState,
+        sender: Sender,
+        source: Source,
+        limits: Limits,
     ) -> Result<Self, SubmitError> {
         let id = new_id();
         let created_at = now_ms();
@@ -146,6 +174,7 @@ impl Draft {
             id_bytes: *id.as_bytes(),
             sender,
             source,
+            limits,
             dek: Dek::generate(),
             parts: Vec::new(),
             pending: Vec::new(),
@@ -168,7 +197,7 @@ impl Draft {
         filename: Option<String>,
         content_type: String,
     ) -> Result<PartWriter<'_>, SubmitError> {
-        let max_attachments = self.app.config.max_attachments;
+        let max_attachments = self.limits.max_attachments;
         if kind == PartKind::Attachment
             && self
                 .parts
@@ -236,7 +265,7 @@ impl Draft {
 
     fn count_bytes(&mut self, n: usize) -> Result<(), SubmitError> {
         self.total += n as u64;
-        let limit = self.app.config.max_message_bytes;
+        let limit = self.limits.max_bytes;
         if self.total > limit {
             return Err(SubmitError::TooLarge {
                 what: "message size",

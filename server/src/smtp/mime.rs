@@ -16,9 +16,9 @@ use mail_parser::{MessageParser, MimeHeaders, PartType};
 
 use super::session::Transaction;
 use crate::app::AppState;
-use crate::config::Config;
 use crate::messages::{
-    Draft, NewMessage, PartKind, RequestCtx, Sender, Source, SubmitError, Submitted,
+    Draft, Limits, NewMessage, PartKind, RequestCtx, Sender, Source, SubmitError, Submitted,
+    clean_file_name,
 };
 
 /// The name under which the whole message is kept.
@@ -97,7 +97,7 @@ pub fn parse(raw: &[u8]) -> Option<Parsed> {
                 )
             }
         };
-        let filename = file_name(part.attachment_name(), &default_name);
+        let filename = clean_file_name(part.attachment_name(), &default_name);
         attachments.push(Attachment {
             filename,
             content_type: content_type_of(&content_type),
@@ -143,8 +143,8 @@ pub async fn submit(
         address: tx.from.to_string(),
         display_name,
     };
-    let app = submission_app(app);
-    let mut draft = Draft::begin(&app, sender, Source::Smtp).await?;
+    let mut draft =
+        Draft::begin_with_limits(app, sender, Source::Smtp, archival_limits(app)).await?;
     let fill = async |draft: &mut Draft| -> Result<(), SubmitError> {
         if let Some(text) = &parsed.text {
             draft
@@ -203,39 +203,10 @@ pub async fn submit(
 /// parts *and* `original.eml`, so its byte budget is widened to hold both (decoded parts are
 /// never larger than their encoded form, but charset conversion to UTF-8 can up to double
 /// text), and its attachment count to hold the extra `original.eml`.
-fn submission_app(app: &AppState) -> AppState {
-    let mut config: Config = (*app.config).clone();
-    config.max_message_bytes = app.config.max_message_bytes.saturating_mul(3);
-    config.max_attachments = app.config.max_attachments.saturating_add(1);
-    AppState {
-        config: Arc::new(config),
-        ..app.clone()
-    }
-}
-
-/// A file name from the message: no path, no control characters, at most 255 characters.
-fn file_name(declared: Option<&str>, default: &str) -> String {
-    let clean = |s: &str| -> String {
-        s.rsplit(['/', '\\'])
-            .next()
-            .unwrap_or_default()
-            .chars()
-            .filter(|c| !c.is_control())
-            .take(255)
-            .collect::<String>()
-            .trim()
-            .to_owned()
-    };
-    let name = clean(declared.unwrap_or_default());
-    if name.is_empty() || name == "." || name == ".." {
-        let fallback = clean(default);
-        if fallback.is_empty() {
-            "attachment".to_owned()
-        } else {
-            fallback
-        }
-    } else {
-        name
+fn archival_limits(app: &AppState) -> Limits {
+    Limits {
+        max_bytes: app.config.max_message_bytes.saturating_mul(3),
+        max_attachments: app.config.max_attachments.saturating_add(1),
     }
 }
 
@@ -335,10 +306,6 @@ mod tests {
 
     #[test]
     fn names_and_types_are_cleaned() {
-        assert_eq!(file_name(Some("C:\\x\\a.txt"), "d"), "a.txt");
-        assert_eq!(file_name(Some(".."), "d"), "d");
-        assert_eq!(file_name(Some("a\u{0}b"), "d"), "ab");
-        assert_eq!(file_name(None, "x/y.eml"), "y.eml");
         assert_eq!(content_type_of("Image/PNG"), "image/png");
         assert_eq!(
             content_type_of("text/html\r\nX: y"),

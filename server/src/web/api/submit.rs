@@ -23,6 +23,7 @@ use crate::app::AppState;
 use crate::config::Config;
 use crate::messages::{
     Draft, EmailAddress, NewMessage, PartKind, RecipientStatus, Sender, Source, Submitted,
+    clean_file_name,
 };
 use crate::store::users::Role;
 use crate::web::AppError;
@@ -211,25 +212,6 @@ fn content_type(declared: Option<&str>) -> Result<String, AppError> {
     }
 }
 
-/// A file name from the client: no path, no control characters, at most 255 characters.
-fn file_name(declared: Option<&str>, index: usize) -> String {
-    let name: String = declared
-        .unwrap_or_default()
-        .rsplit(['/', '\\'])
-        .next()
-        .unwrap_or_default()
-        .chars()
-        .filter(|c| !c.is_control())
-        .take(255)
-        .collect();
-    let name = name.trim();
-    if name.is_empty() {
-        format!("attachment-{index}")
-    } else {
-        name.to_owned()
-    }
-}
-
 /// Submit a message. Returns once it is durably stored and every recipient's notification
 /// was accepted by the outbound relay; on any error nothing is kept.
 #[utoipa::path(
@@ -359,7 +341,7 @@ async fn submit_json(
             return Err(too_large(config));
         }
         files.push((
-            file_name(Some(name), i + 1),
+            clean_file_name(Some(name), &format!("attachment-{}", i + 1)),
             content_type(a.content_type.as_deref())?,
             bytes,
         ));
@@ -561,7 +543,8 @@ async fn read_multipart(
                 if attachments > config.max_attachments as usize {
                     return Err(too_many_attachments(config));
                 }
-                let filename = file_name(field.file_name(), attachments);
+                let filename =
+                    clean_file_name(field.file_name(), &format!("attachment-{attachments}"));
                 let ctype = content_type(field.content_type())?;
                 if draft.is_none() {
                     if !envelope.to.is_empty() {
@@ -642,14 +625,6 @@ async fn read_multipart(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn file_names_lose_paths_and_controls() {
-        assert_eq!(file_name(Some("C:\\Users\\x\\report.pdf"), 1), "report.pdf");
-        assert_eq!(file_name(Some("../../etc/passwd"), 1), "passwd");
-        assert_eq!(file_name(Some("a\r\nb.txt"), 1), "ab.txt");
-        assert_eq!(file_name(None, 3), "attachment-3");
-    }
 
     #[test]
     fn content_types() {
