@@ -6,28 +6,12 @@
 mod common;
 
 use common::{
-    App, AppBuilder, Multipart, PickupLink, Reply, canary, contains, copy_dir, db_dump, dump_diff,
-    files_under, html_unescape, log_mentions_code, open_db, pseudo_random_bytes, spawn_app,
+    App, AppBuilder, Multipart, PickupLink, Reply, attachments, canary, contains, copy_dir,
+    db_dump, dump_diff, files_under, log_mentions_code, open_db, pseudo_random_bytes, spawn_app,
 };
 use serde_json::json;
 
 const SENDER: &str = "sender@example.org";
-
-/// The attachment rows of a message page: `(part_no, filename)`.
-fn attachments(page: &Reply) -> Vec<(u32, String)> {
-    let html = page.text();
-    let mut out = Vec::new();
-    let mut rest = html.as_str();
-    while let Some(pos) = rest.find("class=\"name\" id=\"att-") {
-        rest = &rest[pos + "class=\"name\" id=\"att-".len()..];
-        let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
-        let part_no: u32 = digits.parse().expect("attachment part number");
-        let start = rest.find('>').expect("end of span tag") + 1;
-        let end = rest.find("</span>").expect("end of span");
-        out.push((part_no, html_unescape(&rest[start..end])));
-    }
-    out
-}
 
 /// Download attachment `part_no` by form post.
 fn download(

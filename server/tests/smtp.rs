@@ -12,7 +12,7 @@ mod common;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{App, AppBuilder, Reply, html_unescape, require_tool, text};
+use common::{App, AppBuilder, attachments, require_tool, text};
 
 const RECIPIENT: &str = "bob@example.net";
 const SENDER: &str = "ann@clinic.example";
@@ -112,22 +112,6 @@ with smtplib.SMTP(host, int(port), timeout=60) as s:
     except smtplib.SMTPAuthenticationError as e:
         print("login", e.smtp_code)
 "#;
-
-/// Attachment `(part_no, name)` pairs listed on the message page.
-fn attachments(page: &Reply) -> Vec<(u32, String)> {
-    let html = page.text();
-    let mut out = Vec::new();
-    let mut rest = html.as_str();
-    while let Some(pos) = rest.find("class=\"name\" id=\"att-") {
-        rest = &rest[pos + "class=\"name\" id=\"att-".len()..];
-        let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
-        let part_no: u32 = digits.parse().expect("attachment part number");
-        let start = rest.find('>').expect("end of span tag") + 1;
-        let end = rest.find("</span>").expect("end of span");
-        out.push((part_no, html_unescape(&rest[start..end])));
-    }
-    out
-}
 
 /// Proof: smtplib does STARTTLS (TLS 1.2+) and AUTH with relay credentials from the CLI, sends
 /// a message with an attachment and a non-ASCII subject, and gets `250 2.0.0 <id> queued`;

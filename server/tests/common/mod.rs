@@ -776,6 +776,22 @@ pub fn html_text(html: &str) -> String {
 }
 
 /// Decode the entities askama and ammonia write.
+/// The attachment rows of a message page: `(part_no, filename)`.
+pub fn attachments(page: &Reply) -> Vec<(u32, String)> {
+    let html = page.text();
+    let mut out = Vec::new();
+    let mut rest = html.as_str();
+    while let Some(pos) = rest.find("class=\"name\" id=\"att-") {
+        rest = &rest[pos + "class=\"name\" id=\"att-".len()..];
+        let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+        let part_no: u32 = digits.parse().expect("attachment part number");
+        let start = rest.find('>').expect("end of span tag") + 1;
+        let end = rest.find("</span>").expect("end of span");
+        out.push((part_no, html_unescape(&rest[start..end])));
+    }
+    out
+}
+
 pub fn html_unescape(s: &str) -> String {
     s.replace("&lt;", "<")
         .replace("&gt;", ">")
