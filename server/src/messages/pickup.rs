@@ -89,6 +89,13 @@ async fn live(store: &Store, pickup_id: &str) -> Result<PickupRow, PickupError> 
     Ok(row)
 }
 
+/// An audit event by this requester about this recipient of this message.
+fn event_for(ctx: &RequestCtx, row: &PickupRow, action: Action) -> crate::audit::Event {
+    ctx.event(action)
+        .with_message(&row.message_id)
+        .with_recipient(&row.recipient_id)
+}
+
 fn time_of(ms: i64) -> OffsetDateTime {
     from_ms(ms).unwrap_or(OffsetDateTime::UNIX_EPOCH)
 }
@@ -134,10 +141,7 @@ pub async fn request_code(
     {
         let mut tx = app.store.begin_write().await?;
         if rows::codes_since(&mut tx, &row.recipient_id, now - 3_600_000).await? >= CODES_PER_HOUR {
-            let event = ctx
-                .event(Action::CodeFailed)
-                .with_message(&row.message_id)
-                .with_recipient(&row.recipient_id)
+            let event = event_for(ctx, &row, Action::CodeFailed)
                 .with_detail(json!({ "reason": "rate_limited" }));
             audit::record(&mut tx, event).await?;
             tx.commit().await.map_err(crate::store::StoreError::from)?;
@@ -173,14 +177,7 @@ pub async fn request_code(
             json!({ "to": row.address, "error": e.to_string() }),
         ),
     };
-    audit::append(
-        &app.store,
-        ctx.event(action)
-            .with_message(&row.message_id)
-            .with_recipient(&row.recipient_id)
-            .with_detail(detail),
-    )
-    .await?;
+    audit::append(&app.store, event_for(ctx, &row, action).with_detail(detail)).await?;
     match sent {
         Ok(()) => Ok(CodeSent {
             valid_minutes: CODE_VALID_MINUTES,
@@ -210,10 +207,7 @@ pub async fn verify_code(
     };
     if stored.used_at.is_some() || stored.expires_at <= now || stored.attempts >= CODE_MAX_ATTEMPTS
     {
-        let event = ctx
-            .event(Action::VerifyFailed)
-            .with_message(&row.message_id)
-            .with_recipient(&row.recipient_id)
+        let event = event_for(ctx, &row, Action::VerifyFailed)
             .with_detail(json!({ "reason": "code_expired" }));
         audit::record(&mut tx, event).await?;
         tx.commit().await.map_err(crate::store::StoreError::from)?;
@@ -255,18 +249,11 @@ async fn count_failure(
     let threshold = app.config.lockout_threshold;
     let (count, locked_now) =
         rows::record_failure(tx, &row.recipient_id, threshold, now_ms()).await?;
-    let event = ctx
-        .event(action)
-        .with_message(&row.message_id)
-        .with_recipient(&row.recipient_id)
-        .with_detail(json!({ "reason": reason, "failures": count }));
+    let event =
+        event_for(ctx, row, action).with_detail(json!({ "reason": reason, "failures": count }));
     audit::record(tx, event).await?;
     if locked_now {
-        let event = ctx
-            .event(Action::Locked)
-            .with_message(&row.message_id)
-            .with_recipient(&row.recipient_id)
-            .with_detail(json!({ "failures": count }));
+        let event = event_for(ctx, row, Action::Locked).with_detail(json!({ "failures": count }));
         audit::record(tx, event).await?;
     }
     if count >= threshold {
