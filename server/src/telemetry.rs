@@ -17,8 +17,10 @@ pub const DEFAULT_FILTER: &str = "info,sqlx=warn,tower_sessions=warn,hyper=warn"
 pub fn init(format: LogFormat) {
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
+    // Colour only on a terminal: logs saved to a file or the journal must stay greppable.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     let result = match format {
         LogFormat::Json => builder
