@@ -21,7 +21,7 @@ use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use common::{App, AppBuilder, attachments, pseudo_random_bytes, text};
+use common::{AppBuilder, attachments, pseudo_random_bytes, text};
 use sha2::{Digest as _, Sha256};
 
 const POSTFIX: &str = "/usr/sbin/postfix";
@@ -51,41 +51,6 @@ fn require_postfix() -> Option<()> {
     eprintln!("skipping: postfix not installed ({POSTFIX} missing)");
     println!("skipping: postfix not installed ({POSTFIX} missing)");
     None
-}
-
-/// The `listening smtp=` address (printed with the HTTP line the harness waits for).
-fn smtp_addr(app: &App) -> String {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let log = app.log();
-        if let Some(addr) = log
-            .lines()
-            .find_map(|l| l.trim().strip_prefix("listening smtp="))
-        {
-            return addr.to_owned();
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no `listening smtp=` line:\n{log}"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
-/// `sealpost relay add --name <name>`: the password is the last line of stdout.
-fn add_relay(app: &App, name: &str) -> String {
-    let out = app.cli(&["relay", "add", "--name", name]);
-    assert!(
-        out.status.success(),
-        "relay add failed: {}",
-        text(&out.stderr)
-    );
-    text(&out.stdout)
-        .lines()
-        .last()
-        .expect("a password line")
-        .trim()
-        .to_owned()
 }
 
 /// SHA-256 of the first certificate in a PEM file, as `AB:CD:…` (upper-case hex with colons,
@@ -486,10 +451,10 @@ fn postfix_recipe_transport_map_relays_to_sealpost() {
 fn relay_and_pick_up(routing: Routing) {
     let started = Instant::now();
     let app = AppBuilder::default().spawn();
-    let addr = smtp_addr(&app);
+    let addr = common::smtp_addr(&app);
     let (host, port) = addr.rsplit_once(':').expect("host:port");
     assert_eq!(host, "127.0.0.1", "Sealpost's SMTP listener is on loopback");
-    let password = add_relay(&app, "postfix-test");
+    let password = common::add_relay(&app, "postfix-test");
 
     // The fingerprint to pin, from the certificate file; Sealpost logs the same value.
     let fingerprint = pem_fingerprint(&app.data_dir.join("smtp-tls-cert.pem"));
@@ -612,9 +577,9 @@ fn postfix_with_a_wrong_pin_does_not_relay() {
         return;
     }
     let app = AppBuilder::default().spawn();
-    let addr = smtp_addr(&app);
+    let addr = common::smtp_addr(&app);
     let (_, port) = addr.rsplit_once(':').expect("host:port");
-    let password = add_relay(&app, "postfix-test");
+    let password = common::add_relay(&app, "postfix-test");
     let real = pem_fingerprint(&app.data_dir.join("smtp-tls-cert.pem"));
     let wrong = vec!["00"; 32].join(":");
     assert_ne!(real, wrong);

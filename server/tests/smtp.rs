@@ -10,49 +10,12 @@
 mod common;
 
 use std::process::Command;
-use std::time::{Duration, Instant};
 
-use common::{App, AppBuilder, attachments, require_tool, text};
+use common::{AppBuilder, attachments, require_tool, text};
 
 const RECIPIENT: &str = "bob@example.net";
 const SENDER: &str = "ann@clinic.example";
 const SUBJECT: &str = "Befund für Sie – 診断結果";
-
-/// The `listening smtp=` address. `serve` prints it in the same write as the HTTP line the
-/// harness waits for, so it is in the log (at most a moment) after start-up.
-fn smtp_addr(app: &App) -> String {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let log = app.log();
-        if let Some(addr) = log
-            .lines()
-            .find_map(|l| l.trim().strip_prefix("listening smtp="))
-        {
-            return addr.to_owned();
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no `listening smtp=` line:\n{log}"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
-/// `sealpost relay add --name <name>`: the password is the last line of stdout.
-fn add_relay(app: &App, name: &str) -> String {
-    let out = app.cli(&["relay", "add", "--name", name]);
-    assert!(
-        out.status.success(),
-        "relay add failed: {}",
-        text(&out.stderr)
-    );
-    text(&out.stdout)
-        .lines()
-        .last()
-        .expect("a password line")
-        .trim()
-        .to_owned()
-}
 
 /// Run a Python script with arguments; returns (success, stdout, stderr).
 fn python(script: &str, args: &[&str]) -> (bool, String, String) {
@@ -123,9 +86,9 @@ fn smtplib_starttls_auth_and_pickup() {
         return;
     }
     let app = AppBuilder::default().spawn();
-    let addr = smtp_addr(&app);
+    let addr = common::smtp_addr(&app);
     let (host, port) = addr.rsplit_once(':').expect("host:port");
-    let password = add_relay(&app, "python");
+    let password = common::add_relay(&app, "python");
     let (ok, out, err) = python(
         SEND_SCRIPT,
         &[host, port, "python", &password, SENDER, RECIPIENT, SUBJECT],
@@ -213,9 +176,9 @@ fn smtplib_is_refused_without_tls_or_auth() {
         return;
     }
     let app = AppBuilder::default().spawn();
-    let addr = smtp_addr(&app);
+    let addr = common::smtp_addr(&app);
     let (host, port) = addr.rsplit_once(':').expect("host:port");
-    add_relay(&app, "python");
+    common::add_relay(&app, "python");
     let (ok, out, err) = python(REFUSED_SCRIPT, &[host, port]);
     assert!(ok, "python failed:\n{out}\n{err}");
     assert!(out.contains("plain-mail 530"), "{out}");
@@ -236,7 +199,7 @@ fn smtplib_is_refused_without_tls_or_auth() {
 #[test]
 fn relay_cli_add_list_remove() {
     let app = AppBuilder::default().spawn();
-    let password = add_relay(&app, "postfix-1");
+    let password = common::add_relay(&app, "postfix-1");
     assert_eq!(password.len(), 24, "{password}");
     let dup = app.cli(&["relay", "add", "--name", "POSTFIX-1"]);
     assert_eq!(dup.status.code(), Some(2), "duplicate names are refused");
@@ -259,8 +222,8 @@ fn swaks_starttls_auth_and_pickup() {
         return;
     }
     let app = AppBuilder::default().spawn();
-    let addr = smtp_addr(&app);
-    let password = add_relay(&app, "swaks");
+    let addr = common::smtp_addr(&app);
+    let password = common::add_relay(&app, "swaks");
     let bytes: Vec<u8> = (0..4096u32).map(|i| (i * 7 % 256) as u8).collect();
     let file = app.data_dir.with_file_name("upload.bin");
     std::fs::write(&file, &bytes).expect("write the attachment");

@@ -12,50 +12,15 @@ mod common;
 
 use std::path::PathBuf;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use serde_json::Value;
 
-use common::{App, AppBuilder, Mail, attachments, require_tool, text};
+use common::{AppBuilder, Mail, attachments, require_tool, text};
 
 const RECIPIENT: &str = "bob@example.org";
 const SENDER: &str = "sender@clinic.example";
 const REQUIRE_NAME: &str = "cpython-email-corpus";
-
-/// The `listening smtp=` address (printed with the HTTP line the harness waits for).
-fn smtp_addr(app: &App) -> String {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let log = app.log();
-        if let Some(addr) = log
-            .lines()
-            .find_map(|l| l.trim().strip_prefix("listening smtp="))
-        {
-            return addr.to_owned();
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no `listening smtp=` line:\n{log}"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
-/// `sealpost relay add --name <name>`: the password is the last line of stdout.
-fn add_relay(app: &App, name: &str) -> String {
-    let out = app.cli(&["relay", "add", "--name", name]);
-    assert!(
-        out.status.success(),
-        "relay add failed: {}",
-        text(&out.stderr)
-    );
-    text(&out.stdout)
-        .lines()
-        .last()
-        .expect("a password line")
-        .trim()
-        .to_owned()
-}
 
 /// Skip (print why, return `None`) unless `SEALPOST_TEST_REQUIRE` demands the corpus.
 fn skip(reason: &str) -> Option<PathBuf> {
@@ -216,9 +181,9 @@ fn cpython_test_email_corpus_gets_250_or_clear_5xx() {
 
     let started = Instant::now();
     let mut app = AppBuilder::default().env("RUST_LOG", "info").spawn();
-    let addr = smtp_addr(&app);
+    let addr = common::smtp_addr(&app);
     let (host, port) = addr.rsplit_once(':').expect("host:port");
-    let password = add_relay(&app, "corpus");
+    let password = common::add_relay(&app, "corpus");
 
     let mut args: Vec<String> = [host, port, "corpus", &password, SENDER, RECIPIENT]
         .iter()

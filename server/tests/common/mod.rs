@@ -273,6 +273,42 @@ impl Drop for App {
     }
 }
 
+/// The `listening smtp=` address. `serve` prints it in the same write as the HTTP line
+/// [`spawn_app`] waits for, so it is in the log at most a moment after start-up.
+pub fn smtp_addr(app: &App) -> String {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let log = app.log();
+        if let Some(addr) = log
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("listening smtp="))
+        {
+            return addr.to_owned();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no `listening smtp=` line:\n{log}"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// `sealpost relay add --name <name>`: the password is the last line of stdout.
+pub fn add_relay(app: &App, name: &str) -> String {
+    let out = app.cli(&["relay", "add", "--name", name]);
+    assert!(
+        out.status.success(),
+        "relay add failed: {}",
+        text(&out.stderr)
+    );
+    text(&out.stdout)
+        .lines()
+        .last()
+        .expect("a password line")
+        .trim()
+        .to_owned()
+}
+
 impl App {
     /// `<base_url><path>`.
     pub fn url(&self, path: &str) -> String {
