@@ -168,6 +168,82 @@ fn smtplib_starttls_auth_and_pickup() {
     assert!(audit.status.success(), "{}", text(&audit.stdout));
 }
 
+const SMTPS_SCRIPT: &str = r#"
+import smtplib, ssl, sys
+host, port, user, password, sender, rcpt = sys.argv[1:7]
+ctx = ssl.create_default_context()
+ctx.check_hostname = False
+ctx.verify_mode = ssl.CERT_NONE
+with smtplib.SMTP_SSL(host, int(port), context=ctx, timeout=60) as s:
+    s.ehlo("python.test")
+    print("tls", s.sock.version())
+    print("starttls-offered", "starttls" in s.esmtp_features)
+    print("auth", s.esmtp_features.get("auth", "").strip())
+    s.login(user, password)
+    body = "Subject: implicit TLS\r\nFrom: %s\r\nTo: %s\r\n\r\nSent over port-465-style TLS.\r\n" % (sender, rcpt)
+    refused = s.sendmail(sender, [rcpt], body)
+    print("sent", refused)
+"#;
+
+/// Proof: the optional implicit-TLS listener (`smtps_addr`, port 465 style) speaks TLS from
+/// the first byte: smtplib's `SMTP_SSL` gets TLS 1.2+, AUTH is offered at once and STARTTLS is
+/// not, the message is accepted and opens. The self-signed certificate names the host in its
+/// subject CN as well as in its alternative names (some MTAs match the CN only).
+#[test]
+fn implicit_tls_listener_accepts_smtplib_smtp_ssl() {
+    if require_tool("python3").is_none() || require_tool("openssl").is_none() {
+        return;
+    }
+    let app = AppBuilder::default()
+        .env("SEALPOST_SMTPS_ADDR", "127.0.0.1:0")
+        .spawn();
+    let addr = common::listening_addr(&app, "smtps");
+    let (host, port) = addr.rsplit_once(':').expect("host:port");
+    let password = common::add_relay(&app, "smtps");
+    let (ok, out, err) = python(
+        SMTPS_SCRIPT,
+        &[host, port, "smtps", &password, SENDER, RECIPIENT],
+    );
+    assert!(
+        ok,
+        "smtplib failed:\n{out}\n{err}\nserver log:\n{}",
+        app.log()
+    );
+    assert!(
+        out.lines()
+            .any(|l| l == "tls TLSv1.3" || l == "tls TLSv1.2"),
+        "{out}"
+    );
+    assert!(out.contains("starttls-offered False"), "{out}");
+    assert!(out.contains("auth PLAIN LOGIN"), "{out}");
+    assert!(out.contains("sent {}"), "every recipient accepted: {out}");
+
+    let link = app.notification_link(RECIPIENT);
+    let cookie = app.verify_by_code(&link, RECIPIENT);
+    let page = app.post_form(
+        &format!("/p/{}/open", link.pickup_id),
+        &[("k", &link.secret)],
+        Some(&cookie),
+    );
+    assert_eq!(page.status, 200, "open: {}", page.page_text());
+    assert!(
+        page.page_text().contains("Sent over port-465-style TLS."),
+        "{}",
+        page.page_text()
+    );
+
+    let subject = Command::new("openssl")
+        .args(["x509", "-noout", "-subject", "-in"])
+        .arg(app.data_dir.join("smtp-tls-cert.pem"))
+        .output()
+        .expect("run openssl");
+    let subject = text(&subject.stdout);
+    assert!(
+        subject.trim() == "subject=CN = 127.0.0.1" || subject.trim() == "subject=CN=127.0.0.1",
+        "{subject}"
+    );
+}
+
 /// Proof: without TLS, MAIL gets 530; with TLS but no AUTH, MAIL gets 530 too (no open relay);
 /// a wrong password gets 535 (smtplib tries it with PLAIN and LOGIN). Each refusal is audited with the client's IP.
 #[test]

@@ -5,6 +5,7 @@ use sealpost_crypto::{
     Dek, Kek, LinkSecret, PartEncryptor, Passphrase, PassphraseKey, PassphraseSalt,
 };
 use serde_json::json;
+use sqlx::SqliteConnection;
 use uuid::Uuid;
 use zeroize::Zeroizing;
 
@@ -120,6 +121,9 @@ pub struct Draft {
     pending_bytes: usize,
     total: u64,
     created_at: UnixMillis,
+    /// Whether the (invisible, `receiving`) message row has been written: with the first
+    /// batch of ciphertext, or at commit.
+    stored: bool,
     /// Set once committed or discarded; otherwise dropping the draft discards it.
     finished: bool,
 }
@@ -134,41 +138,21 @@ impl std::fmt::Debug for Draft {
 }
 
 impl Draft {
-    /// Start receiving a message under the configured limits: writes its (empty, invisible) row.
-    pub async fn begin(
-        app: &AppState,
-        sender: Sender,
-        source: Source,
-    ) -> Result<Self, SubmitError> {
-        Self::begin_with_limits(app, sender, source, Limits::from_config(&app.config)).await
+    /// Start receiving a message under the configured limits. Nothing is written until the
+    /// first batch of ciphertext (or the commit), which also writes the invisible message row.
+    pub fn begin(app: &AppState, sender: Sender, source: Source) -> Self {
+        Self::begin_with_limits(app, sender, source, Limits::from_config(&app.config))
     }
 
     /// [`Draft::begin`] with explicit limits.
-    pub async fn begin_with_limits(
+    pub fn begin_with_limits(
         app: &AppState,
         sender: Sender,
         source: Source,
         limits: Limits,
-    ) -> Result<Self, SubmitError> {
+    ) -> Self {
         let id = new_id();
-        let created_at = now_ms();
-        let mut tx = app.store.begin_write().await?;
-        let user_id = sender.user_id.map(|u| u.to_string());
-        rows::insert_message(
-            &mut tx,
-            &rows::NewMessage {
-                id: &id.to_string(),
-                sender_user_id: user_id.as_deref(),
-                sender_address: &sender.address,
-                source: source.as_str(),
-                created_at,
-                // Replaced at commit, when the requested expiry is known.
-                expires_at: created_at + i64::from(app.config.max_expiry_days) * 86_400_000,
-            },
-        )
-        .await?;
-        tx.commit().await.map_err(crate::store::StoreError::from)?;
-        Ok(Self {
+        Self {
             app: app.clone(),
             id,
             id_bytes: *id.as_bytes(),
@@ -180,9 +164,10 @@ impl Draft {
             pending: Vec::new(),
             pending_bytes: 0,
             total: 0,
-            created_at,
+            created_at: now_ms(),
+            stored: false,
             finished: false,
-        })
+        }
     }
 
     /// The message id.
@@ -275,29 +260,54 @@ impl Draft {
         Ok(())
     }
 
+    /// Write the queued rows in a transaction of their own.
     async fn flush(&mut self) -> Result<(), SubmitError> {
         if self.pending.is_empty() {
             return Ok(());
         }
-        let id = self.id.to_string();
         let mut tx = self.app.store.begin_write().await?;
+        self.write_pending(&mut tx).await?;
+        tx.commit().await.map_err(crate::store::StoreError::from)?;
+        self.pending_bytes = 0;
+        Ok(())
+    }
+
+    /// Write the message row (the first time) and the queued parts and chunks in `tx`.
+    async fn write_pending(&mut self, tx: &mut SqliteConnection) -> Result<(), SubmitError> {
+        let id = self.id.to_string();
+        if !self.stored {
+            let user_id = self.sender.user_id.map(|u| u.to_string());
+            rows::insert_message(
+                tx,
+                &rows::NewMessage {
+                    id: &id,
+                    sender_user_id: user_id.as_deref(),
+                    sender_address: &self.sender.address,
+                    source: self.source.as_str(),
+                    created_at: self.created_at,
+                    // Replaced at commit, when the requested expiry is known.
+                    expires_at: self.created_at
+                        + i64::from(self.app.config.max_expiry_days) * 86_400_000,
+                },
+            )
+            .await?;
+        }
         for row in self.pending.drain(..) {
             match row {
                 Pending::Part { part_no, header } => {
-                    rows::insert_part(&mut tx, &id, part_no, &header, 0).await?
+                    rows::insert_part(tx, &id, part_no, &header, 0).await?
                 }
                 Pending::Chunk {
                     part_no,
                     seq,
                     bytes,
-                } => rows::insert_chunk(&mut tx, &id, part_no, seq, &bytes).await?,
+                } => rows::insert_chunk(tx, &id, part_no, seq, &bytes).await?,
                 Pending::PartLen { part_no, len } => {
-                    rows::set_part_len(&mut tx, &id, part_no, len).await?
+                    rows::set_part_len(tx, &id, part_no, len).await?
                 }
             }
         }
-        tx.commit().await.map_err(crate::store::StoreError::from)?;
-        self.pending_bytes = 0;
+        self.stored = true;
         Ok(())
     }
 
@@ -305,7 +315,9 @@ impl Draft {
     /// background, so an early `?` in a handler never leaves rows behind.
     pub async fn abort(mut self) {
         self.finished = true;
-        discard(&self.app, self.id).await;
+        if self.stored {
+            discard(&self.app, self.id).await;
+        }
     }
 
     /// Finish the message: seal the header block, wrap the DEK for every recipient, commit,
@@ -322,7 +334,9 @@ impl Draft {
             let mut event = ctx.event(Action::SubmitRejected).with_message(self.id);
             event = event
                 .with_detail(json!({ "reason": e.to_string(), "source": self.source.as_str() }));
-            discard(&self.app, self.id).await;
+            if self.stored {
+                discard(&self.app, self.id).await;
+            }
             if let Err(audit_err) = audit::append(&self.app.store, event).await {
                 tracing::error!(error = %audit_err, "could not audit a rejected submission");
             }
@@ -427,8 +441,10 @@ impl Draft {
                 secret,
             ));
         }
-        self.flush().await?;
+        // The rest of the ciphertext, the recipients and the totals in one transaction.
         let mut tx = self.app.store.begin_write().await?;
+        self.write_pending(&mut tx).await?;
+        self.pending_bytes = 0;
         for (address, recipient_id, pickup_id, wrapped_dek, salt, _) in &wrapped {
             rows::insert_recipient(
                 &mut tx,
@@ -522,7 +538,7 @@ impl Draft {
 
 impl Drop for Draft {
     fn drop(&mut self) {
-        if self.finished {
+        if self.finished || !self.stored {
             return;
         }
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {

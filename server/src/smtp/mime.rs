@@ -143,8 +143,7 @@ pub async fn submit(
         address: tx.from.to_string(),
         display_name,
     };
-    let mut draft =
-        Draft::begin_with_limits(app, sender, Source::Smtp, archival_limits(app)).await?;
+    let mut draft = Draft::begin_with_limits(app, sender, Source::Smtp, archival_limits(app));
     let fill = async |draft: &mut Draft| -> Result<(), SubmitError> {
         if let Some(text) = &parsed.text {
             draft

@@ -102,9 +102,19 @@ fn generate(cert_path: &Path, key_path: &Path, host: &str) -> anyhow::Result<()>
     if host != "localhost" {
         names.push("localhost".to_owned());
     }
-    let certified = rcgen::generate_simple_self_signed(names)
+    // The host name goes into the subject CN too: some MTAs (Sendmail's `+CN`) match the CN
+    // only, not the subject alternative names.
+    let mut params = rcgen::CertificateParams::new(names)
+        .context("invalid host name for a self-signed certificate")?;
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, host);
+    let key = rcgen::KeyPair::generate().context("cannot generate a TLS key")?;
+    let cert = params
+        .self_signed(&key)
         .context("cannot generate a self-signed certificate")?;
-    let key_pem = zeroize::Zeroizing::new(certified.signing_key.serialize_pem());
+    let key_pem = zeroize::Zeroizing::new(key.serialize_pem());
     // A key left by an interrupted earlier run (without its certificate) is replaced.
     if key_path.exists() {
         std::fs::remove_file(key_path)
@@ -115,7 +125,7 @@ fn generate(cert_path: &Path, key_path: &Path, host: &str) -> anyhow::Result<()>
         std::fs::remove_file(cert_path)
             .with_context(|| format!("cannot replace {}", cert_path.display()))?;
     }
-    write_new(cert_path, certified.cert.pem().as_bytes(), 0o644)?;
+    write_new(cert_path, cert.pem().as_bytes(), 0o644)?;
     tracing::info!(cert = %cert_path.display(), "generated a self-signed SMTP TLS certificate");
     Ok(())
 }

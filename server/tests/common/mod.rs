@@ -119,7 +119,7 @@ impl AppBuilder {
         // matches the bound address. Another process could take it in between; then try again.
         let mut last_log = String::new();
         for _ in 0..3 {
-            match try_spawn(&data_dir, &self.env) {
+            match try_spawn(&data_dir, free_port(), &self.env) {
                 Ok((child, base_url, log)) => {
                     return App {
                         root,
@@ -129,6 +129,7 @@ impl AppBuilder {
                         log,
                         http: agent(),
                         env: self.env,
+                        outbox_cache: Mutex::default(),
                     };
                 }
                 Err(log) => last_log = log,
@@ -153,9 +154,9 @@ fn free_port() -> u16 {
 /// it exited before.
 fn try_spawn(
     data_dir: &Path,
+    port: u16,
     env: &[(String, String)],
 ) -> Result<(Child, String, SharedLog), String> {
-    let port = free_port();
     let base_url = format!("http://127.0.0.1:{port}");
     let mut cmd = sealpost(data_dir);
     cmd.arg("serve")
@@ -262,6 +263,9 @@ pub struct App {
     log: SharedLog,
     http: ureq::Agent,
     env: Vec<(String, String)>,
+    /// Outbox mails already parsed, by path (a mail is renamed into place whole and never
+    /// changes afterwards).
+    outbox_cache: Mutex<BTreeMap<PathBuf, Mail>>,
 }
 
 impl Drop for App {
@@ -276,18 +280,24 @@ impl Drop for App {
 /// The `listening smtp=` address. `serve` prints it in the same write as the HTTP line
 /// [`spawn_app`] waits for, so it is in the log at most a moment after start-up.
 pub fn smtp_addr(app: &App) -> String {
+    listening_addr(app, "smtp")
+}
+
+/// The address of a `listening <name>=<addr>` line of `serve` (`smtp`, `smtps`).
+pub fn listening_addr(app: &App, name: &str) -> String {
+    let prefix = format!("listening {name}=");
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
         let log = app.log();
         if let Some(addr) = log
             .lines()
-            .find_map(|l| l.trim().strip_prefix("listening smtp="))
+            .find_map(|l| l.trim().strip_prefix(prefix.as_str()))
         {
             return addr.to_owned();
         }
         assert!(
             std::time::Instant::now() < deadline,
-            "no `listening smtp=` line:\n{log}"
+            "no `{prefix}` line:\n{log}"
         );
         std::thread::sleep(Duration::from_millis(10));
     }
@@ -334,6 +344,32 @@ impl App {
         cmd.args(args)
             .output()
             .unwrap_or_else(|e| panic!("cannot run sealpost {args:?}: {e}"))
+    }
+
+    /// Kill the server with SIGKILL (no shutdown of any kind) and wait for it to be gone.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().expect("SIGKILL sealpost serve");
+            child.wait().expect("reap sealpost serve");
+        }
+    }
+
+    /// Start `sealpost serve` again on the same data directory and HTTP port (so links in the
+    /// outbox stay valid); the SMTP port is new. The log starts afresh.
+    pub fn restart(&mut self) {
+        assert!(self.child.is_none(), "restart: the server is still running");
+        let port: u16 = self
+            .base_url
+            .rsplit_once(':')
+            .and_then(|(_, p)| p.parse().ok())
+            .expect("base URL ends in a port");
+        match try_spawn(&self.data_dir, port, &self.env) {
+            Ok((child, _, log)) => {
+                self.child = Some(child);
+                self.log = log;
+            }
+            Err(log) => panic!("sealpost serve did not restart:\n{log}"),
+        }
     }
 
     /// Stop the server with SIGTERM and wait (bounded) for a clean exit.
@@ -542,7 +578,19 @@ impl App {
             .filter(|p| p.extension().is_some_and(|e| e == "eml"))
             .collect();
         paths.sort();
-        paths.iter().map(|p| Mail::read(p)).collect()
+        let mut cache = self
+            .outbox_cache
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        paths
+            .iter()
+            .map(|p| {
+                cache
+                    .entry(p.clone())
+                    .or_insert_with(|| Mail::read(p))
+                    .clone()
+            })
+            .collect()
     }
 
     /// The newest mail to `address`; panics if there is none.

@@ -349,7 +349,7 @@ async fn submit_json(
     if total as u64 > config.max_message_bytes {
         return Err(too_large(config));
     }
-    let mut draft = Draft::begin(app, sender, Source::Api).await?;
+    let mut draft = Draft::begin(app, sender, Source::Api);
     let fill = async |draft: &mut Draft| -> Result<(), AppError> {
         for (name, ctype, bytes) in &files {
             draft
@@ -512,7 +512,7 @@ async fn submit_multipart(
                 address: caller.user.email.clone(),
                 display_name: None,
             };
-            Draft::begin(app, sender, Source::Api).await?
+            Draft::begin(app, sender, Source::Api)
         }
     };
     finish(draft, envelope, recipients, caller).await
@@ -557,7 +557,7 @@ async fn read_multipart(
                             std::io::Error::other("sender already used"),
                         ));
                     };
-                    *draft = Some(Draft::begin(app, sender, Source::Api).await?);
+                    *draft = Some(Draft::begin(app, sender, Source::Api));
                 }
                 let Some(d) = draft.as_mut() else {
                     continue;
