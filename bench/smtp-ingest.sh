@@ -67,7 +67,8 @@ sink_port=$(free_port)
 smtp-sink -u nobody -c "127.0.0.1:$sink_port" 1024 >"$work/sink.out" 2>"$work/sink.err" &
 pids+=($!)
 wait_port "$sink_port"
-sink_count() { tr '\r' '\n' <"$work/sink.out" | awk 'NF {n=$1} END {print n+0}'; }
+# Its counter line is "sess=N quit=N mesg=N", rewritten with CR.
+sink_count() { tr '\r' '\n' <"$work/sink.out" | sed -n 's/.*mesg=\([0-9]*\).*/\1/p' | awk '{n=$1} END {print n+0}'; }
 wait_sink() { # count: wait until the sink has received that many messages in total
   local want=$1 deadline=$((SECONDS + 600))
   until [ "$(sink_count)" -ge "$want" ]; do
@@ -115,6 +116,7 @@ seal_db=$(du -sk "$work/sealpost" | cut -f1)
 # --- (b) stock Postfix ----------------------------------------------------------------------
 postfix_dir="$work/postfix"
 mkdir -p "$postfix_dir"/{etc,queue,data}
+chown postfix:postfix "$postfix_dir/data"
 pf_port=$(free_port)
 cp /usr/share/postfix/master.cf.dist "$postfix_dir/etc/master.cf"
 cat >"$postfix_dir/etc/main.cf" <<EOF
@@ -139,11 +141,11 @@ smtputf8_enable = no
 EOF
 # Stock master.cf, with the SMTP listener on our port and no chroot (the temporary queue
 # directory has no chroot environment).
-postconf -c "$postfix_dir/etc" -M "smtp/inet=127.0.0.1:$pf_port inet n - n - - smtpd"
+postconf -c "$postfix_dir/etc" -M "127.0.0.1:$pf_port/inet=127.0.0.1:$pf_port inet n - n - - smtpd"
 postconf -c "$postfix_dir/etc" -MX smtp/inet
 postconf -c "$postfix_dir/etc" -F '*/*/chroot = n'
 postfix -c "$postfix_dir/etc" check
-postfix -c "$postfix_dir/etc" start >&2
+postfix -c "$postfix_dir/etc" start >&2 || { cat "$postfix_dir/maillog" >&2; exit 1; }
 wait_port "$pf_port"
 
 echo "# (b) smtp-source -> Postfix -> smtp-sink" >&2

@@ -73,8 +73,8 @@ impl Sent {
         // draft writes ciphertext in ~1 MiB transactions before the final commit).
         let attachment = match n % 7 {
             0 => 0,
-            1 | 2 | 3 => 2_000 + n * 37,
-            4 | 5 => 150_000,
+            1..=3 => 2_000 + n * 37,
+            4..=5 => 150_000,
             _ => 2_600_000,
         };
         let seed = (round * 1_000_000 + client * 10_000 + n) as u64;

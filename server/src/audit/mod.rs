@@ -260,28 +260,41 @@ impl Event {
 /// Append `event` within the caller's transaction, which must have been started with
 /// [`Store::begin_write`] (`BEGIN IMMEDIATE`). Returns the new `seq`.
 pub async fn record(conn: &mut SqliteConnection, event: Event) -> Result<i64> {
-    let (seq, prev_hash) = match rows::last(conn).await? {
-        Some((seq, hash)) => (seq + 1, hash),
-        None => (1, GENESIS_HASH.to_vec()),
+    record_all(conn, vec![event]).await
+}
+
+/// Append `events` in order within the caller's transaction (see [`record`]): one read of the
+/// chain's head, one insert. Returns the `seq` of the last (the head's, if `events` is empty).
+pub async fn record_all(conn: &mut SqliteConnection, events: Vec<Event>) -> Result<i64> {
+    let (mut seq, mut prev_hash) = match rows::last(conn).await? {
+        Some((seq, hash)) => (seq, hash),
+        None => (0, GENESIS_HASH.to_vec()),
     };
-    // The hash covers the stored text, so verification never depends on how JSON is
-    // re-serialized.
-    let detail = event.detail.to_string();
-    let mut row = AuditRow {
-        seq,
-        ts: now_ms(),
-        actor: event.actor,
-        action: event.action.as_str().to_owned(),
-        message_id: event.message_id,
-        recipient_id: event.recipient_id,
-        ip: event.ip,
-        user_agent: event.user_agent,
-        detail,
-        prev_hash,
-        hash: Vec::new(),
-    };
-    row.hash = row_hash(&row).to_vec();
-    rows::insert(conn, &row).await?;
+    let ts = now_ms();
+    let mut chained = Vec::with_capacity(events.len());
+    for event in events {
+        seq += 1;
+        // The hash covers the stored text, so verification never depends on how JSON is
+        // re-serialized.
+        let detail = event.detail.to_string();
+        let mut row = AuditRow {
+            seq,
+            ts,
+            actor: event.actor,
+            action: event.action.as_str().to_owned(),
+            message_id: event.message_id,
+            recipient_id: event.recipient_id,
+            ip: event.ip,
+            user_agent: event.user_agent,
+            detail,
+            prev_hash,
+            hash: Vec::new(),
+        };
+        row.hash = row_hash(&row).to_vec();
+        prev_hash = row.hash.clone();
+        chained.push(row);
+    }
+    rows::insert_many(conn, &chained).await?;
     Ok(seq)
 }
 

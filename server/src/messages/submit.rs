@@ -292,21 +292,41 @@ impl Draft {
             )
             .await?;
         }
-        for row in self.pending.drain(..) {
+        // Parts whose length is known in this batch get it on insert; the rest (parts
+        // written by an earlier batch) are updated.
+        let mut parts: Vec<rows::NewPart<'_>> = Vec::new();
+        let mut chunks: Vec<rows::NewChunk<'_>> = Vec::new();
+        let mut late_lens: Vec<(u32, u64)> = Vec::new();
+        for row in &self.pending {
             match row {
-                Pending::Part { part_no, header } => {
-                    rows::insert_part(tx, &id, part_no, &header, 0).await?
-                }
+                Pending::Part { part_no, header } => parts.push(rows::NewPart {
+                    part_no: *part_no,
+                    header,
+                    plain_len: 0,
+                }),
                 Pending::Chunk {
                     part_no,
                     seq,
                     bytes,
-                } => rows::insert_chunk(tx, &id, part_no, seq, &bytes).await?,
+                } => chunks.push(rows::NewChunk {
+                    part_no: *part_no,
+                    seq: *seq,
+                    bytes,
+                }),
                 Pending::PartLen { part_no, len } => {
-                    rows::set_part_len(tx, &id, part_no, len).await?
+                    match parts.iter_mut().find(|p| p.part_no == *part_no) {
+                        Some(part) => part.plain_len = *len,
+                        None => late_lens.push((*part_no, *len)),
+                    }
                 }
             }
         }
+        rows::insert_parts(tx, &id, &parts).await?;
+        rows::insert_chunks(tx, &id, &chunks).await?;
+        for (part_no, len) in late_lens {
+            rows::set_part_len(tx, &id, part_no, len).await?;
+        }
+        self.pending.clear();
         self.stored = true;
         Ok(())
     }
@@ -507,21 +527,20 @@ impl Draft {
             "passphrase": msg.passphrase.is_some(),
             "expires_at": crate::clock::format_rfc3339(expires_at),
         });
-        audit::record(
-            &mut tx,
+        let mut events = vec![
             ctx.event(Action::MessageSubmitted)
                 .with_message(self.id)
                 .with_detail(detail),
-        )
-        .await?;
+        ];
         for (address, recipient_id, ..) in &wrapped {
-            let event = ctx
-                .event(Action::NotificationSent)
-                .with_message(self.id)
-                .with_recipient(recipient_id)
-                .with_detail(json!({ "to": address.as_str() }));
-            audit::record(&mut tx, event).await?;
+            events.push(
+                ctx.event(Action::NotificationSent)
+                    .with_message(self.id)
+                    .with_recipient(recipient_id)
+                    .with_detail(json!({ "to": address.as_str() })),
+            );
         }
+        audit::record_all(&mut tx, events).await?;
         tx.commit().await.map_err(crate::store::StoreError::from)?;
         Ok(Submitted {
             id: self.id,

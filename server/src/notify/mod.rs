@@ -11,19 +11,21 @@
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
 use askama::Template;
+use lettre::Message;
 use lettre::message::header::{HeaderName, HeaderValue};
 use lettre::message::{Mailbox, MultiPart};
 use lettre::transport::smtp::authentication::Credentials;
-use lettre::transport::smtp::client::{Tls, TlsParameters};
-use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use lettre::transport::smtp::client::TlsParameters;
 use secrecy::ExposeSecret;
 use time::OffsetDateTime;
 use zeroize::Zeroizing;
 
 use crate::config::{Config, Outbound};
+use relay::{Relay, RelayTls};
+
+mod relay;
 
 /// Why a mail was not sent. The text never contains a secret.
 #[derive(Debug, thiserror::Error)]
@@ -49,7 +51,7 @@ impl NotifyError {
 enum Transport {
     /// `.eml` files, fsync'd, in this directory.
     File(PathBuf),
-    Smtp(AsyncSmtpTransport<Tokio1Executor>),
+    Smtp(Relay),
 }
 
 struct Inner {
@@ -197,29 +199,24 @@ impl Mailer {
                 password,
             } => {
                 let tls = if is_loopback(host) {
-                    Tls::None
+                    RelayTls::None
                 } else {
                     let params = TlsParameters::new(host.clone())
                         .map_err(|e| NotifyError::Config(format!("TLS: {e}")))?;
                     if *implicit_tls {
-                        Tls::Wrapper(params)
+                        RelayTls::Implicit(params)
                     } else {
-                        Tls::Required(params)
+                        RelayTls::StartTls(params)
                     }
                 };
-                let mut builder =
-                    AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host.as_str())
-                        .port(*port)
-                        .tls(tls)
-                        .timeout(Some(Duration::from_secs(60)));
-                if let Some(user) = username {
+                let credentials = username.as_ref().map(|user| {
                     let pass = password
                         .as_ref()
                         .map(|p| p.expose_secret().to_owned())
                         .unwrap_or_default();
-                    builder = builder.credentials(Credentials::new(user.clone(), pass));
-                }
-                Transport::Smtp(builder.build())
+                    Credentials::new(user.clone(), pass)
+                });
+                Transport::Smtp(Relay::new(host.clone(), *port, tls, credentials))
             }
         };
         Ok(Self(Arc::new(Inner { transport, from })))
@@ -326,16 +323,10 @@ impl Mailer {
                         temporary: true,
                     })
             }
-            Transport::Smtp(smtp) => match smtp.send(message).await {
-                Ok(_) => Ok(()),
-                Err(e) => Err(NotifyError::Transport {
-                    temporary: !e.is_permanent(),
-                    message: e.status().map_or_else(
-                        || "connection or TLS failure".to_owned(),
-                        |code| format!("relay answered {code}"),
-                    ),
-                }),
-            },
+            Transport::Smtp(relay) => {
+                let bytes = Zeroizing::new(message.formatted());
+                relay.send(message.envelope(), &bytes).await
+            }
         }
     }
 }

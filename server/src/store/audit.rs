@@ -51,24 +51,32 @@ pub async fn last(conn: &mut SqliteConnection) -> Result<Option<(i64, Vec<u8>)>>
 
 /// Insert a fully computed row.
 pub async fn insert(conn: &mut SqliteConnection, row: &AuditRow) -> Result<()> {
-    sqlx::query(
+    insert_many(conn, std::slice::from_ref(row)).await
+}
+
+/// Insert consecutive rows in one statement.
+pub async fn insert_many(conn: &mut SqliteConnection, rows: &[AuditRow]) -> Result<()> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
         "INSERT INTO audit_events \
-         (seq, ts, actor, action, message_id, recipient_id, ip, user_agent, detail, prev_hash, hash) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(row.seq)
-    .bind(row.ts)
-    .bind(&row.actor)
-    .bind(&row.action)
-    .bind(&row.message_id)
-    .bind(&row.recipient_id)
-    .bind(&row.ip)
-    .bind(&row.user_agent)
-    .bind(&row.detail)
-    .bind(&row.prev_hash)
-    .bind(&row.hash)
-    .execute(&mut *conn)
-    .await?;
+         (seq, ts, actor, action, message_id, recipient_id, ip, user_agent, detail, prev_hash, hash) ",
+    );
+    q.push_values(rows, |mut b, row| {
+        b.push_bind(row.seq)
+            .push_bind(row.ts)
+            .push_bind(&row.actor)
+            .push_bind(&row.action)
+            .push_bind(&row.message_id)
+            .push_bind(&row.recipient_id)
+            .push_bind(&row.ip)
+            .push_bind(&row.user_agent)
+            .push_bind(&row.detail)
+            .push_bind(&row.prev_hash)
+            .push_bind(&row.hash);
+    });
+    q.build().execute(&mut *conn).await?;
     Ok(())
 }
 

@@ -32,20 +32,68 @@ pub async fn insert_message(conn: &mut SqliteConnection, m: &NewMessage<'_>) -> 
     Ok(())
 }
 
-pub async fn insert_part(
+/// A part row: its STREAM header and plaintext length (0 until known).
+#[derive(Debug, Clone, Copy)]
+pub struct NewPart<'a> {
+    pub part_no: u32,
+    pub header: &'a [u8],
+    pub plain_len: u64,
+}
+
+/// One sealed STREAM chunk of a part.
+#[derive(Debug, Clone, Copy)]
+pub struct NewChunk<'a> {
+    pub part_no: u32,
+    pub seq: u32,
+    pub bytes: &'a [u8],
+}
+
+/// Rows per multi-row INSERT: far below SQLite's limit of 32,766 bound values.
+const ROWS_PER_INSERT: usize = 256;
+
+/// Insert parts, several rows per statement.
+pub async fn insert_parts(
     conn: &mut SqliteConnection,
     message_id: &str,
-    part_no: u32,
-    header: &[u8],
-    plain_len: u64,
+    parts: &[NewPart<'_>],
 ) -> Result<()> {
-    sqlx::query("INSERT INTO parts (message_id, part_no, header, plain_len) VALUES (?, ?, ?, ?)")
-        .bind(message_id)
-        .bind(i64::from(part_no))
-        .bind(header)
-        .bind(to_i64(plain_len)?)
-        .execute(&mut *conn)
-        .await?;
+    for batch in parts.chunks(ROWS_PER_INSERT) {
+        let mut lens = Vec::with_capacity(batch.len());
+        for p in batch {
+            lens.push(to_i64(p.plain_len)?);
+        }
+        let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+            "INSERT INTO parts (message_id, part_no, header, plain_len) ",
+        );
+        q.push_values(batch.iter().zip(lens), |mut row, (p, len)| {
+            row.push_bind(message_id)
+                .push_bind(i64::from(p.part_no))
+                .push_bind(p.header)
+                .push_bind(len);
+        });
+        q.build().execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+/// Insert chunks, several rows per statement.
+pub async fn insert_chunks(
+    conn: &mut SqliteConnection,
+    message_id: &str,
+    chunks: &[NewChunk<'_>],
+) -> Result<()> {
+    for batch in chunks.chunks(ROWS_PER_INSERT) {
+        let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+            "INSERT INTO chunks (message_id, part_no, seq, bytes) ",
+        );
+        q.push_values(batch, |mut row, c| {
+            row.push_bind(message_id)
+                .push_bind(i64::from(c.part_no))
+                .push_bind(i64::from(c.seq))
+                .push_bind(c.bytes);
+        });
+        q.build().execute(&mut *conn).await?;
+    }
     Ok(())
 }
 
