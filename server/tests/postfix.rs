@@ -511,13 +511,8 @@ fn relay_and_pick_up(routing: Routing) {
     );
 
     // The pickup flow.
-    let cookie = app.verify_by_code(&link, RECIPIENT);
-    let page = app.post_form(
-        &format!("/p/{}/open", link.pickup_id),
-        &[("k", &link.secret)],
-        Some(&cookie),
-    );
-    assert_eq!(page.status, 200, "open: {}", page.page_text());
+    let opened = app.open_link(&link, RECIPIENT);
+    let page = &opened.page;
     let page_text = page.page_text();
     assert!(page_text.contains(SUBJECT), "subject: {page_text}");
     assert!(page_text.contains(SENDER), "sender: {page_text}");
@@ -526,14 +521,10 @@ fn relay_and_pick_up(routing: Routing) {
         page_text.contains(".a line starting with a dot"),
         "dot-unstuffed text: {page_text}"
     );
-    let listed = attachments(&page);
+    let listed = attachments(page);
     let names: Vec<&str> = listed.iter().map(|(_, n)| n.as_str()).collect();
     assert_eq!(names, ["results.bin", "original.eml"], "{listed:?}");
-    let file = app.post_form(
-        &format!("/p/{}/attachments/{}", link.pickup_id, listed[0].0),
-        &[("k", &link.secret)],
-        Some(&cookie),
-    );
+    let file = app.download(&opened, listed[0].0);
     assert_eq!(file.status, 200, "{}", file.text());
     assert!(file.body == attachment, "attachment bytes differ");
 

@@ -111,14 +111,8 @@ fn smtplib_starttls_auth_and_pickup() {
     assert!(uuid_like(id), "{id}");
 
     // The notification was written before the 250.
-    let link = app.notification_link(RECIPIENT);
-    let cookie = app.verify_by_code(&link, RECIPIENT);
-    let page = app.post_form(
-        &format!("/p/{}/open", link.pickup_id),
-        &[("k", &link.secret)],
-        Some(&cookie),
-    );
-    assert_eq!(page.status, 200, "open: {}", page.page_text());
+    let opened = app.open_link(&app.notification_link(RECIPIENT), RECIPIENT);
+    let page = &opened.page;
     let page_text = page.page_text();
     assert!(page_text.contains(SUBJECT), "subject: {page_text}");
     assert!(page_text.contains(SENDER), "sender: {page_text}");
@@ -126,21 +120,14 @@ fn smtplib_starttls_auth_and_pickup() {
         page_text.contains(".a line starting with a dot"),
         "dot-unstuffed text: {page_text}"
     );
-    let listed = attachments(&page);
+    let listed = attachments(page);
     let names: Vec<&str> = listed.iter().map(|(_, n)| n.as_str()).collect();
     assert_eq!(names, ["results.bin", "original.eml"], "{listed:?}");
-    let download = |part_no: u32| {
-        app.post_form(
-            &format!("/p/{}/attachments/{part_no}", link.pickup_id),
-            &[("k", &link.secret)],
-            Some(&cookie),
-        )
-    };
-    let file = download(listed[0].0);
+    let file = app.download(&opened, listed[0].0);
     assert_eq!(file.status, 200, "{}", file.text());
     let expected: Vec<u8> = (0..64).flat_map(|_| 0..=255u8).collect();
     assert!(file.body == expected, "attachment bytes differ");
-    let original = download(listed[1].0);
+    let original = app.download(&opened, listed[1].0);
     assert_eq!(original.status, 200);
     let original = text(&original.body);
     assert!(
@@ -218,14 +205,8 @@ fn implicit_tls_listener_accepts_smtplib_smtp_ssl() {
     assert!(out.contains("auth PLAIN LOGIN"), "{out}");
     assert!(out.contains("sent {}"), "every recipient accepted: {out}");
 
-    let link = app.notification_link(RECIPIENT);
-    let cookie = app.verify_by_code(&link, RECIPIENT);
-    let page = app.post_form(
-        &format!("/p/{}/open", link.pickup_id),
-        &[("k", &link.secret)],
-        Some(&cookie),
-    );
-    assert_eq!(page.status, 200, "open: {}", page.page_text());
+    let opened = app.open_link(&app.notification_link(RECIPIENT), RECIPIENT);
+    let page = &opened.page;
     assert!(
         page.page_text().contains("Sent over port-465-style TLS."),
         "{}",
@@ -326,25 +307,15 @@ fn swaks_starttls_auth_and_pickup() {
         "{transcript}"
     );
 
-    let link = app.notification_link(RECIPIENT);
-    let cookie = app.verify_by_code(&link, RECIPIENT);
-    let page = app.post_form(
-        &format!("/p/{}/open", link.pickup_id),
-        &[("k", &link.secret)],
-        Some(&cookie),
-    );
-    assert_eq!(page.status, 200, "open: {}", page.page_text());
+    let opened = app.open_link(&app.notification_link(RECIPIENT), RECIPIENT);
+    let page = &opened.page;
     let page_text = page.page_text();
     assert!(page_text.contains("Grüße von swaks"), "{page_text}");
     assert!(page_text.contains("Hello from swaks"), "{page_text}");
-    let listed = attachments(&page);
+    let listed = attachments(page);
     let (part_no, name) = listed.first().expect("an attachment");
     assert_eq!(name, "data.bin", "{listed:?}");
-    let download = app.post_form(
-        &format!("/p/{}/attachments/{part_no}", link.pickup_id),
-        &[("k", &link.secret)],
-        Some(&cookie),
-    );
+    let download = app.download(&opened, *part_no);
     assert_eq!(download.status, 200);
     assert!(download.body == bytes, "attachment bytes differ");
 }

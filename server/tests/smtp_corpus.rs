@@ -285,13 +285,7 @@ fn cpython_test_email_corpus_gets_250_or_clear_5xx() {
     for (index, rec) in with_files {
         let file = rec["file"].as_str().unwrap_or_default();
         let link = notifications[index].link(&app.base_url);
-        let cookie = app.verify_by_code(&link, RECIPIENT);
-        let page = app.post_form(
-            &format!("/p/{}/open", link.pickup_id),
-            &[("k", &link.secret)],
-            Some(&cookie),
-        );
-        assert_eq!(page.status, 200, "open {file}: {}", page.page_text());
+        let page = app.open_link(&link, RECIPIENT).page;
         // The notification belongs to this file (the page shows its subject).
         let subject = rec["subject"].as_str().unwrap_or_default();
         assert!(

@@ -240,24 +240,14 @@ fn open(app: &App, mail: &common::Mail) -> Option<(String, BTreeMap<String, Vec<
         return None;
     }
     assert_eq!(landing.status, 200, "landing: {}", landing.page_text());
-    let cookie = app.verify_by_code(&link, &mail.to);
-    let page = app.post_form(
-        &format!("/p/{}/open", link.pickup_id),
-        &[("k", &link.secret)],
-        Some(&cookie),
-    );
-    assert_eq!(page.status, 200, "open {}: {}", mail.to, page.page_text());
+    let opened = app.open_link(&link, &mail.to);
     let mut files = BTreeMap::new();
-    for (part_no, name) in attachments(&page) {
-        let file = app.post_form(
-            &format!("/p/{}/attachments/{part_no}", link.pickup_id),
-            &[("k", &link.secret)],
-            Some(&cookie),
-        );
+    for (part_no, name) in attachments(&opened.page) {
+        let file = app.download(&opened, part_no);
         assert_eq!(file.status, 200, "download {name}: {}", file.text());
         files.insert(name, file.body);
     }
-    Some((page.page_text(), files))
+    Some((opened.page.page_text(), files))
 }
 
 /// The opened message is the whole of `msg`: its text and, byte for byte, its attachment.

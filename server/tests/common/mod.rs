@@ -638,6 +638,50 @@ impl App {
     }
 }
 
+/// A message opened through the pickup flow, as its recipient.
+#[derive(Debug)]
+pub struct Opened {
+    pub link: PickupLink,
+    /// The verified session cookie (`name=value`).
+    pub cookie: String,
+    /// The opened message's page (status 200).
+    pub page: Reply,
+}
+
+impl App {
+    /// The whole pickup flow for `link`: a code by email, verify it, open with the link
+    /// secret. Panics unless the message opens.
+    pub fn open_link(&self, link: &PickupLink, address: &str) -> Opened {
+        let cookie = self.verify_by_code(link, address);
+        let page = self.post_form(
+            &format!("/p/{}/open", link.pickup_id),
+            &[("k", &link.secret)],
+            Some(&cookie),
+        );
+        assert_eq!(
+            page.status,
+            200,
+            "open {} for {address}: {}",
+            link.pickup_id,
+            page.page_text()
+        );
+        Opened {
+            link: link.clone(),
+            cookie,
+            page,
+        }
+    }
+
+    /// Download attachment `part_no` of an opened message (the reply, whatever its status).
+    pub fn download(&self, opened: &Opened, part_no: u32) -> Reply {
+        self.post_form(
+            &format!("/p/{}/attachments/{part_no}", opened.link.pickup_id),
+            &[("k", &opened.link.secret)],
+            Some(&opened.cookie),
+        )
+    }
+}
+
 fn agent() -> ureq::Agent {
     ureq::Agent::config_builder()
         .http_status_as_error(false)
