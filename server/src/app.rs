@@ -14,8 +14,6 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sealpost_crypto::ServerKey;
 use secrecy::ExposeSecret;
 use serde_json::json;
@@ -157,10 +155,23 @@ impl App {
     }
 }
 
-/// A random password for a new account: 18 random bytes as 24 base64url characters.
+/// A random password for a new account or relay: 24 letters and digits (about 143 bits). No
+/// punctuation, so it never starts with `-` (which command-line tools such as swaks take for
+/// an option) and needs no quoting in shells or MTA configuration files.
 pub fn generate_password() -> Zeroizing<String> {
-    let bytes = Zeroizing::new(sealpost_crypto::random_bytes::<18>());
-    Zeroizing::new(URL_SAFE_NO_PAD.encode(bytes.as_slice()))
+    const ALPHABET: &[u8; 62] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    const LEN: usize = 24;
+    let mut out = Zeroizing::new(String::with_capacity(LEN));
+    while out.len() < LEN {
+        let bytes = Zeroizing::new(sealpost_crypto::random_bytes::<32>());
+        // Rejection sampling: 248 = 4 × 62, so every character is equally likely.
+        for &b in bytes.iter().filter(|&&b| b < 248) {
+            if out.len() < LEN {
+                out.push(char::from(ALPHABET[usize::from(b % 62)]));
+            }
+        }
+    }
+    out
 }
 
 /// Hash a password off the async runtime (Argon2id is CPU- and memory-heavy).
@@ -322,6 +333,30 @@ pub fn check_staff_email(email: &str) -> anyhow::Result<()> {
 mod tests {
     use super::*;
     use crate::config::RawConfig;
+
+    /// Passwords are 24 letters and digits (never a leading `-`), and do not repeat.
+    #[test]
+    fn generated_passwords_are_alphanumeric() {
+        let mut seen = std::collections::HashSet::new();
+        let mut first_chars = std::collections::HashSet::new();
+        for _ in 0..2_000 {
+            let p = generate_password();
+            assert_eq!(p.len(), 24, "{}", p.as_str());
+            assert!(
+                p.bytes().all(|b| b.is_ascii_alphanumeric()),
+                "{}",
+                p.as_str()
+            );
+            first_chars.insert(p.as_bytes()[0]);
+            assert!(seen.insert(p.to_string()), "a password repeated");
+        }
+        // Spread over the alphabet, not stuck on a few characters.
+        assert!(
+            first_chars.len() > 50,
+            "{} first characters",
+            first_chars.len()
+        );
+    }
 
     fn config_in(dir: &Path) -> Config {
         let raw = RawConfig {

@@ -28,6 +28,23 @@ fn python(script: &str, args: &[&str]) -> (bool, String, String) {
     (out.status.success(), text(&out.stdout), text(&out.stderr))
 }
 
+/// Run an smtplib script that prints `tls <version>` once its connection is encrypted; panics
+/// (with the server's log) unless it succeeds over TLS 1.2 or 1.3. Returns its stdout.
+fn send_over_tls(app: &common::App, script: &str, args: &[&str]) -> String {
+    let (ok, out, err) = python(script, args);
+    assert!(
+        ok,
+        "smtplib failed:\n{out}\n{err}\nserver log:\n{}",
+        app.log()
+    );
+    assert!(
+        out.lines()
+            .any(|l| l == "tls TLSv1.3" || l == "tls TLSv1.2"),
+        "{out}"
+    );
+    out
+}
+
 const SEND_SCRIPT: &str = r#"
 import smtplib, ssl, sys
 from email.message import EmailMessage
@@ -89,19 +106,10 @@ fn smtplib_starttls_auth_and_pickup() {
     let addr = common::smtp_addr(&app);
     let (host, port) = addr.rsplit_once(':').expect("host:port");
     let password = common::add_relay(&app, "python");
-    let (ok, out, err) = python(
+    let out = send_over_tls(
+        &app,
         SEND_SCRIPT,
         &[host, port, "python", &password, SENDER, RECIPIENT, SUBJECT],
-    );
-    assert!(
-        ok,
-        "smtplib failed:\n{out}\n{err}\nserver log:\n{}",
-        app.log()
-    );
-    assert!(
-        out.lines()
-            .any(|l| l == "tls TLSv1.3" || l == "tls TLSv1.2"),
-        "{out}"
     );
     let last = out.lines().last().unwrap_or_default();
     let id = last
@@ -187,19 +195,10 @@ fn implicit_tls_listener_accepts_smtplib_smtp_ssl() {
     let addr = common::listening_addr(&app, "smtps");
     let (host, port) = addr.rsplit_once(':').expect("host:port");
     let password = common::add_relay(&app, "smtps");
-    let (ok, out, err) = python(
+    let out = send_over_tls(
+        &app,
         SMTPS_SCRIPT,
         &[host, port, "smtps", &password, SENDER, RECIPIENT],
-    );
-    assert!(
-        ok,
-        "smtplib failed:\n{out}\n{err}\nserver log:\n{}",
-        app.log()
-    );
-    assert!(
-        out.lines()
-            .any(|l| l == "tls TLSv1.3" || l == "tls TLSv1.2"),
-        "{out}"
     );
     assert!(out.contains("starttls-offered False"), "{out}");
     assert!(out.contains("auth PLAIN LOGIN"), "{out}");
@@ -258,6 +257,10 @@ fn relay_cli_add_list_remove() {
     let app = AppBuilder::default().spawn();
     let password = common::add_relay(&app, "postfix-1");
     assert_eq!(password.len(), 24, "{password}");
+    assert!(
+        password.bytes().all(|b| b.is_ascii_alphanumeric()),
+        "{password}"
+    );
     let dup = app.cli(&["relay", "add", "--name", "POSTFIX-1"]);
     assert_eq!(dup.status.code(), Some(2), "duplicate names are refused");
     let list = text(&app.cli(&["relay", "list"]).stdout);
