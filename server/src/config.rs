@@ -55,6 +55,7 @@ pub const KNOWN_KEYS: &[&str] = &[
     "smtp_allow_loopback_plaintext",
     "smtp_max_sessions",
     "smtp_max_sessions_per_ip",
+    "smtp_data_memory_bytes",
 ];
 
 /// Why the configuration could not be loaded. Messages name the setting and never contain a
@@ -272,6 +273,9 @@ pub struct Config {
     pub smtp_max_sessions: u32,
     /// Most concurrent SMTP sessions from one client IP.
     pub smtp_max_sessions_per_ip: u32,
+    /// Memory all SMTP sessions together may hold for messages being received (DATA is parsed
+    /// whole); beyond it a transfer gets `452 4.3.1` and the client tries again later.
+    pub smtp_data_memory_bytes: u64,
 }
 
 /// One layer of settings, every field optional. The TOML file deserializes into it directly;
@@ -306,6 +310,7 @@ pub struct RawConfig {
     pub smtp_allow_loopback_plaintext: Option<bool>,
     pub smtp_max_sessions: Option<u32>,
     pub smtp_max_sessions_per_ip: Option<u32>,
+    pub smtp_data_memory_bytes: Option<u64>,
 }
 
 fn env_name(key: &str) -> String {
@@ -410,6 +415,9 @@ impl RawConfig {
         if let Some(v) = get("smtp_max_sessions") {
             raw.smtp_max_sessions = Some(parse_env_num("smtp_max_sessions", v)?);
         }
+        if let Some(v) = get("smtp_data_memory_bytes") {
+            raw.smtp_data_memory_bytes = Some(parse_env_num("smtp_data_memory_bytes", v)?);
+        }
         if let Some(v) = get("smtp_max_sessions_per_ip") {
             raw.smtp_max_sessions_per_ip = Some(parse_env_num("smtp_max_sessions_per_ip", v)?);
         }
@@ -459,6 +467,7 @@ impl RawConfig {
             smtp_max_sessions_per_ip: over
                 .smtp_max_sessions_per_ip
                 .or(self.smtp_max_sessions_per_ip),
+            smtp_data_memory_bytes: over.smtp_data_memory_bytes.or(self.smtp_data_memory_bytes),
         }
     }
 }
@@ -725,6 +734,14 @@ impl Config {
         let smtp_max_sessions = positive("smtp_max_sessions", raw.smtp_max_sessions, 100)?;
         let smtp_max_sessions_per_ip =
             positive("smtp_max_sessions_per_ip", raw.smtp_max_sessions_per_ip, 20)?;
+        let smtp_data_memory_bytes = raw.smtp_data_memory_bytes.unwrap_or(1024 * 1024 * 1024);
+        if smtp_data_memory_bytes < max_message_bytes {
+            // Otherwise a message of the maximum size could never be accepted, only deferred.
+            return Err(invalid(
+                "smtp_data_memory_bytes",
+                "must be at least max_message_bytes",
+            ));
+        }
 
         Ok(Self {
             data_dir,
@@ -754,6 +771,7 @@ impl Config {
             smtp_allow_loopback_plaintext,
             smtp_max_sessions,
             smtp_max_sessions_per_ip,
+            smtp_data_memory_bytes,
         })
     }
 
@@ -827,6 +845,7 @@ mod tests {
         assert!(c.smtp_allowed_sender_domains.is_empty());
         assert!(!c.smtp_allow_loopback_plaintext);
         assert_eq!(c.smtp_max_sessions, 100);
+        assert_eq!(c.smtp_data_memory_bytes, 1024 * 1024 * 1024);
         assert_eq!(c.smtp_max_sessions_per_ip, 20);
         Ok(())
     }
@@ -1015,6 +1034,7 @@ mod tests {
                 "default_expiry_days"
                 | "max_expiry_days"
                 | "max_message_bytes"
+                | "smtp_data_memory_bytes"
                 | "max_recipients"
                 | "max_attachments"
                 | "session_idle_minutes"

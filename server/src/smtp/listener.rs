@@ -53,6 +53,7 @@ impl SmtpServer {
             ctx: SmtpContext {
                 app,
                 tls,
+                data_budget: crate::smtp::DataBudget::new(limits.data_memory_bytes),
                 limits: Arc::new(limits),
                 shutdown: rx,
             },

@@ -144,6 +144,13 @@ pub const TOO_MANY_ERRORS: Reply = Reply::new(
 /// RFC 5321 4.2.2 with RFC 3463 X.3.0: a temporary failure of ours (database, outbound relay).
 pub const TEMPORARY_FAILURE: Reply =
     Reply::new(451, Enhanced(4, 3, 0), "Temporary failure, try again later");
+/// RFC 5321 4.2.2 (452, insufficient system storage) with RFC 3463 X.3.1 (mail system full):
+/// the memory for messages being received is spent.
+pub const INSUFFICIENT_STORAGE: Reply = Reply::new(
+    452,
+    Enhanced(4, 3, 1),
+    "Insufficient system resources, try again later",
+);
 /// RFC 5321 4.5.3.1.10 with RFC 3463 X.5.3: too many recipients.
 pub const TOO_MANY_RECIPIENTS: Reply = Reply::new(452, Enhanced(4, 5, 3), "Too many recipients");
 /// RFC 3207 section 4: TLS not available (no certificate could be loaded).

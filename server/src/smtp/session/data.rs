@@ -9,12 +9,15 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use super::{Flow, Line, Session};
 use crate::messages::SubmitError;
 use crate::smtp::reply;
-use crate::smtp::{MAX_DATA_LINE, mime};
+use crate::smtp::{DataBudget, DataReservation, MAX_DATA_LINE, mime};
 
 /// How reading the message ended.
 enum Body {
-    Message(Vec<u8>),
+    /// The message, and the memory it holds from the shared budget.
+    Message(Vec<u8>, DataReservation),
     TooBig,
+    /// The memory for messages being received (all sessions together) is spent.
+    NoMemory,
     LineTooLong,
     /// Timeout or end of input: there is nobody left to answer.
     Closed,
@@ -36,8 +39,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         let Some(tx) = self.st.tx.take() else {
             return Ok(Flow::Continue);
         };
-        let raw = match body {
-            Body::Message(raw) => raw,
+        let (raw, _reservation) = match body {
+            Body::Message(raw, reservation) => (raw, reservation),
+            Body::NoMemory => {
+                tracing::warn!(peer = %self.st.peer, "SMTP DATA deferred: smtp_data_memory_bytes is spent");
+                self.reply(reply::INSUFFICIENT_STORAGE);
+                return Ok(Flow::Continue);
+            }
             Body::TooBig => {
                 let max = self.ctx.limits.max_message_bytes;
                 self.reply(reply::MESSAGE_TOO_BIG.with_text(format!(
@@ -77,7 +85,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         let timeout = self.ctx.limits.command_timeout;
         let mut raw = Vec::new();
         let mut total: u64 = 0;
-        let (mut too_big, mut too_long) = (false, false);
+        let (mut too_big, mut too_long, mut no_memory) = (false, false, false);
+        let budget = self.ctx.data_budget.clone();
+        let mut reservation = DataBudget::empty();
         // The end is CRLF "." CRLF, and only that: a "." line after a bare LF does not end the
         // message (SMTP smuggling).
         let mut after_crlf = true;
@@ -110,16 +120,25 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             if total > max {
                 too_big = true;
                 raw = Vec::new();
-            } else if !too_long {
-                raw.extend_from_slice(content);
+            } else if !too_long && !no_memory {
+                if budget.reserve(&mut reservation, raw.len() + content.len()) {
+                    raw.extend_from_slice(content);
+                } else {
+                    // Read on to the end of the data, keeping nothing, then refuse for now.
+                    no_memory = true;
+                    raw = Vec::new();
+                    reservation = DataBudget::empty();
+                }
             }
         }
         Ok(if too_big {
             Body::TooBig
         } else if too_long {
             Body::LineTooLong
+        } else if no_memory {
+            Body::NoMemory
         } else {
-            Body::Message(raw)
+            Body::Message(raw, reservation)
         })
     }
 }

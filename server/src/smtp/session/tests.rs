@@ -13,7 +13,7 @@ use tokio::task::JoinHandle;
 use super::{Outcome, Session, State};
 use crate::app::{App, AppState};
 use crate::config::{Config, RawConfig};
-use crate::smtp::{Limits, SmtpContext};
+use crate::smtp::{DataBudget, Limits, SmtpContext};
 use crate::store::relays;
 
 type TestResult = Result<(), Box<dyn StdError>>;
@@ -456,6 +456,44 @@ async fn oversize_messages_get_552_and_nothing_is_kept() -> TestResult {
     c.cmd("NOOP", 250).await?;
     assert_eq!(message_count(&env.app).await?, 0);
     assert_eq!(outbox_count(&env.config), 0);
+    Ok(())
+}
+
+/// The memory for messages being received is shared by all sessions: while others hold it
+/// all, a transfer is read to its end, refused with `452 4.3.1` (try later) and nothing is
+/// kept; once it is free again the same message is accepted.
+#[tokio::test]
+async fn data_beyond_the_shared_memory_budget_gets_452_then_succeeds() -> TestResult {
+    let env = env().await?;
+    let mut limits = Limits::from_config(&env.config);
+    limits.command_timeout = Duration::from_secs(5);
+    limits.data_memory_bytes = MAX_BYTES;
+    let ctx = SmtpContext::new(env.app.clone(), env.ctx.tls.clone(), limits);
+    // Other sessions' messages hold the whole budget.
+    let mut others = DataBudget::empty();
+    assert!(ctx.data_budget.reserve(&mut others, MAX_BYTES as usize));
+    let mut c = Client::authenticated(&ctx).await?;
+    c.cmd("MAIL FROM:<ann@clinic.example>", 250).await?;
+    c.cmd("RCPT TO:<bob@example.net>", 250).await?;
+    c.cmd("DATA", 354).await?;
+    c.send(MESSAGE).await?;
+    let (code, text) = c.read_reply().await?;
+    assert_eq!((code, text.get(..5)), (452, Some("4.3.1")), "{text}");
+    c.cmd("NOOP", 250).await?;
+    assert_eq!(message_count(&env.app).await?, 0);
+    assert_eq!(outbox_count(&env.config), 0);
+
+    drop(others);
+    c.cmd("MAIL FROM:<ann@clinic.example>", 250).await?;
+    c.cmd("RCPT TO:<bob@example.net>", 250).await?;
+    c.cmd("DATA", 354).await?;
+    c.send(MESSAGE).await?;
+    let (code, text) = c.read_reply().await?;
+    assert_eq!(code, 250, "{text}");
+    assert_eq!(message_count(&env.app).await?, 1);
+    // The message's memory was returned once it was stored.
+    let mut all = DataBudget::empty();
+    assert!(ctx.data_budget.reserve(&mut all, MAX_BYTES as usize));
     Ok(())
 }
 
