@@ -268,7 +268,6 @@ impl Draft {
         let mut tx = self.app.store.begin_write().await?;
         self.write_pending(&mut tx).await?;
         tx.commit().await.map_err(crate::store::StoreError::from)?;
-        self.pending_bytes = 0;
         Ok(())
     }
 
@@ -327,6 +326,7 @@ impl Draft {
             rows::set_part_len(tx, &id, part_no, len).await?;
         }
         self.pending.clear();
+        self.pending_bytes = 0;
         self.stored = true;
         Ok(())
     }
@@ -464,7 +464,6 @@ impl Draft {
         // The rest of the ciphertext, the recipients and the totals in one transaction.
         let mut tx = self.app.store.begin_write().await?;
         self.write_pending(&mut tx).await?;
-        self.pending_bytes = 0;
         for (address, recipient_id, pickup_id, wrapped_dek, salt, _) in &wrapped {
             rows::insert_recipient(
                 &mut tx,

@@ -50,13 +50,7 @@ impl SmtpServer {
         let max_per_ip = app.config.smtp_max_sessions_per_ip;
         let (shutdown, rx) = watch::channel(false);
         Self {
-            ctx: SmtpContext {
-                app,
-                tls,
-                data_budget: crate::smtp::DataBudget::new(limits.data_memory_bytes),
-                limits: Arc::new(limits),
-                shutdown: rx,
-            },
+            ctx: SmtpContext::with_shutdown(app, tls, limits, rx),
             shutdown,
             sessions: Arc::new(Semaphore::new(max_sessions as usize)),
             max_sessions,

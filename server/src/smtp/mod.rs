@@ -176,6 +176,16 @@ impl SmtpContext {
     pub fn new(app: AppState, tls: Option<TlsAcceptor>, limits: Limits) -> Self {
         // The sender is dropped at once: sessions read that as "no shutdown will ever come".
         let (_, shutdown) = watch::channel(false);
+        Self::with_shutdown(app, tls, limits, shutdown)
+    }
+
+    /// A context whose sessions close when `shutdown` becomes `true`.
+    pub fn with_shutdown(
+        app: AppState,
+        tls: Option<TlsAcceptor>,
+        limits: Limits,
+        shutdown: watch::Receiver<bool>,
+    ) -> Self {
         Self {
             app,
             tls,

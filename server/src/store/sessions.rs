@@ -5,6 +5,10 @@
 //! which recipient has verified), never a link secret, passphrase or key (invariant 2).
 //! Expired rows are invisible to [`SessionStore::load`] and removed by
 //! [`SqliteSessionStore::delete_expired`], which `serve` runs periodically.
+//!
+//! Its writes go through the pool, not [`super::Store::begin_write`], so they are not synced
+//! before they return (`synchronous=NORMAL`): a power cut can lose the newest sessions, and
+//! their recipients verify again. Nothing that is acknowledged or audited lives here.
 
 use async_trait::async_trait;
 use sqlx::SqlitePool;

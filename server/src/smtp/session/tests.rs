@@ -123,6 +123,13 @@ impl Client {
         Ok(text)
     }
 
+    /// `DATA`, expect 354, send `message` (ending in `CRLF . CRLF`); the reply to its end.
+    async fn data(&mut self, message: &str) -> Result<(u16, String), Box<dyn StdError>> {
+        self.cmd("DATA", 354).await?;
+        self.send(message).await?;
+        self.read_reply().await
+    }
+
     /// The session's end (after QUIT or a 421).
     async fn finished(self) -> Result<Outcome<DuplexStream>, Box<dyn StdError>> {
         Ok(tokio::time::timeout(Duration::from_secs(10), self.task).await???)
@@ -312,9 +319,7 @@ async fn a_message_is_committed_and_notified_before_250() -> TestResult {
         .await?;
     c.cmd("RCPT TO:<bob@example.net>", 250).await?;
     c.cmd("RCPT TO:<carol@example.net>", 250).await?;
-    c.cmd("DATA", 354).await?;
-    c.send(MESSAGE).await?;
-    let (code, text) = c.read_reply().await?;
+    let (code, text) = c.data(MESSAGE).await?;
     assert_eq!(code, 250, "{text}");
     let id = text
         .strip_prefix("2.0.0 ")
@@ -475,9 +480,7 @@ async fn data_beyond_the_shared_memory_budget_gets_452_then_succeeds() -> TestRe
     let mut c = Client::authenticated(&ctx).await?;
     c.cmd("MAIL FROM:<ann@clinic.example>", 250).await?;
     c.cmd("RCPT TO:<bob@example.net>", 250).await?;
-    c.cmd("DATA", 354).await?;
-    c.send(MESSAGE).await?;
-    let (code, text) = c.read_reply().await?;
+    let (code, text) = c.data(MESSAGE).await?;
     assert_eq!((code, text.get(..5)), (452, Some("4.3.1")), "{text}");
     c.cmd("NOOP", 250).await?;
     assert_eq!(message_count(&env.app).await?, 0);
@@ -486,9 +489,7 @@ async fn data_beyond_the_shared_memory_budget_gets_452_then_succeeds() -> TestRe
     drop(others);
     c.cmd("MAIL FROM:<ann@clinic.example>", 250).await?;
     c.cmd("RCPT TO:<bob@example.net>", 250).await?;
-    c.cmd("DATA", 354).await?;
-    c.send(MESSAGE).await?;
-    let (code, text) = c.read_reply().await?;
+    let (code, text) = c.data(MESSAGE).await?;
     assert_eq!(code, 250, "{text}");
     assert_eq!(message_count(&env.app).await?, 1);
     // The message's memory was returned once it was stored.
@@ -527,9 +528,7 @@ async fn too_many_recipients_get_452() -> TestResult {
     }
     let text = c.cmd("RCPT TO:<one-more@example.net>", 452).await?;
     assert!(text.starts_with("4.5.3"), "{text}");
-    c.cmd("DATA", 354).await?;
-    c.send(MESSAGE).await?;
-    assert_eq!(c.read_reply().await?.0, 250);
+    assert_eq!(c.data(MESSAGE).await?.0, 250);
     assert_eq!(outbox_count(&env.config), MAX_RCPTS as usize);
     Ok(())
 }
@@ -579,9 +578,7 @@ async fn allowed_networks_and_sender_domains() -> TestResult {
     c.cmd("MAIL FROM:<ann@other.example>", 550).await?;
     c.cmd("MAIL FROM:<ann@Clinic.Example>", 250).await?;
     c.cmd("RCPT TO:<bob@example.net>", 250).await?;
-    c.cmd("DATA", 354).await?;
-    c.send(MESSAGE).await?;
-    assert_eq!(c.read_reply().await?.0, 250);
+    assert_eq!(c.data(MESSAGE).await?.0, 250);
     // Outside the network, the same client needs AUTH.
     let mut outside = Client::start(&env.ctx, "11.1.2.3", true).await?;
     outside.cmd("EHLO exchange.clinic.example", 250).await?;
@@ -626,9 +623,7 @@ async fn a_message_that_is_not_mime_is_refused_with_554() -> TestResult {
     let mut c = Client::authenticated(&env.ctx).await?;
     c.cmd("MAIL FROM:<ann@clinic.example>", 250).await?;
     c.cmd("RCPT TO:<bob@example.net>", 250).await?;
-    c.cmd("DATA", 354).await?;
-    c.send(".\r\n").await?;
-    let (code, text) = c.read_reply().await?;
+    let (code, text) = c.data(".\r\n").await?;
     assert_eq!((code, text.get(..5)), (554, Some("5.6.0")), "{text}");
     assert_eq!(message_count(&env.app).await?, 0);
     Ok(())
