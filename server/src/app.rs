@@ -23,7 +23,7 @@ use crate::audit::{self, Action, Event, actor};
 use crate::config::Config;
 use crate::notify::Mailer;
 use crate::store::users::{self, Role};
-use crate::store::{Store, StoreError};
+use crate::store::Store;
 use crate::web;
 
 /// What every handler gets: cheap to clone.
@@ -206,7 +206,7 @@ pub async fn ensure_first_admin(store: &Store) -> anyhow::Result<Option<NewCrede
         ),
     )
     .await?;
-    tx.commit().await.map_err(StoreError::from)?;
+    tx.commit().await?;
     tracing::info!(email = FIRST_ADMIN_EMAIL, "created first admin");
     Ok(Some(NewCredentials {
         email: user.email,

@@ -23,7 +23,7 @@ use crate::audit::{self, Action, Event, ExportFormat, actor};
 use crate::clock;
 use crate::config::Config;
 use crate::store::users::{self, Role};
-use crate::store::{StoreError, tokens};
+use crate::store::tokens;
 use crate::{jobs, smtp, telemetry, web};
 
 /// Sealpost: secure message pickup portal.
@@ -365,7 +365,7 @@ async fn user_add(app: &App, email: &str, role: Role) -> anyhow::Result<ExitCode
         })),
     )
     .await?;
-    tx.commit().await.map_err(StoreError::from)?;
+    tx.commit().await?;
     println!("added {role} {}", user.email);
     println!("password: {}", password.as_str());
     Ok(ExitCode::SUCCESS)
@@ -401,7 +401,7 @@ async fn user_disable(app: &App, email: &str) -> anyhow::Result<ExitCode> {
             .with_detail(json!({ "user_id": user.id, "email": user.email })),
     )
     .await?;
-    tx.commit().await.map_err(StoreError::from)?;
+    tx.commit().await?;
     println!("disabled {}", user.email);
     Ok(ExitCode::SUCCESS)
 }
@@ -427,7 +427,7 @@ async fn token_create(app: &App, email: &str) -> anyhow::Result<ExitCode> {
         })),
     )
     .await?;
-    tx.commit().await.map_err(StoreError::from)?;
+    tx.commit().await?;
     let mut out = std::io::stdout().lock();
     writeln!(
         out,

@@ -144,7 +144,7 @@ pub async fn request_code(
             let event = event_for(ctx, &row, Action::CodeFailed)
                 .with_detail(json!({ "reason": "rate_limited" }));
             audit::record(&mut tx, event).await?;
-            tx.commit().await.map_err(crate::store::StoreError::from)?;
+            tx.commit().await?;
             return Err(PickupError::TooManyRequests);
         }
         let expires = now + i64::from(CODE_VALID_MINUTES) * 60_000;
@@ -157,7 +157,7 @@ pub async fn request_code(
             expires,
         )
         .await?;
-        tx.commit().await.map_err(crate::store::StoreError::from)?;
+        tx.commit().await?;
     }
     let pickup_url = format!(
         "{}/p/{pickup_id}",
@@ -210,7 +210,7 @@ pub async fn verify_code(
         let event = event_for(ctx, &row, Action::VerifyFailed)
             .with_detail(json!({ "reason": "code_expired" }));
         audit::record(&mut tx, event).await?;
-        tx.commit().await.map_err(crate::store::StoreError::from)?;
+        tx.commit().await?;
         return Err(PickupError::CodeExpired);
     }
     let recipient_id =
@@ -222,13 +222,13 @@ pub async fn verify_code(
             .with_message(&row.message_id)
             .with_recipient(recipient_id);
         audit::record(&mut tx, event).await?;
-        tx.commit().await.map_err(crate::store::StoreError::from)?;
+        tx.commit().await?;
         return Ok(Verified { recipient_id });
     }
     rows::code_attempt(&mut tx, &stored.id).await?;
     let code_left = u32::try_from(CODE_MAX_ATTEMPTS - stored.attempts - 1).unwrap_or(0);
     let err = count_failure(app, &mut tx, &row, ctx, Action::VerifyFailed, "wrong_code").await?;
-    tx.commit().await.map_err(crate::store::StoreError::from)?;
+    tx.commit().await?;
     Err(match err {
         PickupError::WrongSecret { remaining } => PickupError::WrongCode {
             remaining: remaining.min(code_left),
@@ -319,7 +319,7 @@ async fn unlock(
                 "wrong_secret"
             };
             let err = count_failure(app, &mut tx, &row, ctx, Action::OpenFailed, reason).await?;
-            tx.commit().await.map_err(crate::store::StoreError::from)?;
+            tx.commit().await?;
             Err(err)
         }
         Err(e) => Err(PickupError::Internal(e.into())),
@@ -412,7 +412,7 @@ pub async fn open(
         .with_recipient(recipient_id)
         .with_detail(json!({ "address": row.address, "open_count": row.open_count + 1 }));
     audit::record(&mut tx, event).await?;
-    tx.commit().await.map_err(crate::store::StoreError::from)?;
+    tx.commit().await?;
     Ok(Opened {
         attachments: header.attachments(),
         subject: header.subject,

@@ -90,6 +90,6 @@ pub async fn revoke(
         )
         .await?;
     }
-    tx.commit().await.map_err(crate::store::StoreError::from)?;
+    tx.commit().await?;
     Ok(())
 }

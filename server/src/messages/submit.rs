@@ -267,7 +267,7 @@ impl Draft {
         }
         let mut tx = self.app.store.begin_write().await?;
         self.write_pending(&mut tx).await?;
-        tx.commit().await.map_err(crate::store::StoreError::from)?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -480,7 +480,7 @@ impl Draft {
         }
         let part_count = u32::try_from(self.parts.len() + 1).unwrap_or(u32::MAX);
         rows::set_totals(&mut tx, &id, self.total, part_count, expires_at).await?;
-        tx.commit().await.map_err(crate::store::StoreError::from)?;
+        tx.commit().await?;
 
         // Hand every notification to the relay. The secrets are dropped (and zeroized) with
         // `wrapped` as this function returns, whatever happens.
@@ -540,7 +540,7 @@ impl Draft {
             );
         }
         audit::record_all(&mut tx, events).await?;
-        tx.commit().await.map_err(crate::store::StoreError::from)?;
+        tx.commit().await?;
         Ok(Submitted {
             id: self.id,
             recipients: recipients

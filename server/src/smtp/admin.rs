@@ -12,7 +12,7 @@ use serde_json::json;
 use crate::app::{self, App};
 use crate::audit::{self, Action, Event, actor};
 use crate::clock;
-use crate::store::{StoreError, relays};
+use crate::store::relays;
 
 /// A relay name: 1 to 64 of `A-Z a-z 0-9 . _ - @`, so it can be typed as a SASL user name in
 /// any MTA's configuration without quoting.
@@ -45,7 +45,7 @@ pub async fn relay_add(app: &App, name: &str) -> anyhow::Result<()> {
             .with_detail(json!({ "relay_id": relay.id, "relay": relay.name })),
     )
     .await?;
-    tx.commit().await.map_err(StoreError::from)?;
+    tx.commit().await?;
     let mut out = std::io::stdout().lock();
     writeln!(
         out,
@@ -90,7 +90,7 @@ pub async fn relay_remove(app: &App, name: &str) -> anyhow::Result<()> {
             .with_detail(json!({ "relay_id": relay.id, "relay": relay.name })),
     )
     .await?;
-    tx.commit().await.map_err(StoreError::from)?;
+    tx.commit().await?;
     println!("removed SMTP relay {}", relay.name);
     Ok(())
 }

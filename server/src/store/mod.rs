@@ -66,14 +66,15 @@ struct WriterConn {
 impl WriteTx {
     /// Commit, give the writer turn to the next in line, and return once the transaction is on
     /// disk (one WAL sync may cover several concurrent commits).
-    pub async fn commit(mut self) -> std::result::Result<(), sqlx::Error> {
+    pub async fn commit(mut self) -> Result<()> {
         let Some(mut writer) = self.writer.take() else {
-            return Err(sqlx::Error::WorkerCrashed);
+            return Err(sqlx::Error::WorkerCrashed.into());
         };
         sqlx::query("COMMIT").execute(&mut writer.conn).await?;
         writer.open = false;
         drop(writer);
-        self.durability.wait().await.map_err(sqlx::Error::Io)
+        self.durability.wait().await.map_err(sqlx::Error::Io)?;
+        Ok(())
     }
 
     fn conn(&self) -> &SqliteConnection {

@@ -15,7 +15,6 @@ use uuid::Uuid;
 use crate::app::AppState;
 use crate::audit::{self, Action};
 use crate::messages::RequestCtx;
-use crate::store::StoreError;
 use crate::store::tokens;
 use crate::store::users::User;
 use crate::web::AppError;
@@ -55,7 +54,7 @@ impl FromRequestParts<AppState> for ApiUser {
                 .event(Action::TokenRejected)
                 .with_detail(json!({ "path": parts.uri.path() }));
             audit::record(&mut tx, event).await?;
-            tx.commit().await.map_err(StoreError::from)?;
+            tx.commit().await?;
             return Err(AppError::Unauthorized);
         };
         ctx.actor = format!("token:{}", user.email);
@@ -67,7 +66,7 @@ impl FromRequestParts<AppState> for ApiUser {
             "path": parts.uri.path(),
         }));
         audit::record(&mut tx, event).await?;
-        tx.commit().await.map_err(StoreError::from)?;
+        tx.commit().await?;
         Ok(Self {
             user,
             token_id: token.id,
