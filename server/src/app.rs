@@ -22,8 +22,8 @@ use zeroize::Zeroizing;
 use crate::audit::{self, Action, Event, actor};
 use crate::config::Config;
 use crate::notify::Mailer;
-use crate::store::users::{self, Role};
 use crate::store::Store;
+use crate::store::users::{self, Role};
 use crate::web;
 
 /// What every handler gets: cheap to clone.

@@ -22,8 +22,8 @@ use crate::app::{self, App};
 use crate::audit::{self, Action, Event, ExportFormat, actor};
 use crate::clock;
 use crate::config::Config;
-use crate::store::users::{self, Role};
 use crate::store::tokens;
+use crate::store::users::{self, Role};
 use crate::{jobs, smtp, telemetry, web};
 
 /// Sealpost: secure message pickup portal.

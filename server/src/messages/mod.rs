@@ -8,23 +8,26 @@
 //! notification, and it must never acknowledge a message that is not durably committed.
 
 mod address;
+mod commit;
+mod draft;
 mod header;
 mod pickup;
+mod policy;
 mod sender;
-mod submit;
 
 use std::net::IpAddr;
 
 pub use address::{AddressError, EmailAddress};
+pub use draft::{
+    Draft, NewMessage, PartWriter, RecipientStatus, STALE_AFTER_MS, Sender, Source, Submitted,
+    cleanup_stale,
+};
 pub use header::{AttachmentInfo, PartKind, clean_file_name};
 pub use pickup::{
     CodeSent, Landing, Opened, Verified, landing, open, open_attachment, request_code, verify_code,
 };
+pub use policy::{Limits, Refusal, declared_content_type};
 pub use sender::{RecipientView, SenderView, revoke, sender_view};
-pub use submit::{
-    Draft, Limits, NewMessage, PartWriter, RecipientStatus, STALE_AFTER_MS, Sender, Source,
-    Submitted, cleanup_stale,
-};
 
 use crate::audit::Event;
 use crate::store::StoreError;
@@ -60,9 +63,9 @@ impl RequestCtx {
 /// Why a submission was refused. Nothing of a refused submission is kept.
 #[derive(Debug, thiserror::Error)]
 pub enum SubmitError {
-    /// The request is wrong and retrying it will not help (HTTP 422, SMTP 5xx).
-    #[error("{0}")]
-    Invalid(String),
+    /// The request is wrong and retrying it will not help (HTTP 422, SMTP 554).
+    #[error(transparent)]
+    Refused(#[from] Refusal),
     /// A size or count limit (HTTP 413, SMTP 552).
     #[error("{what} exceeds the limit of {limit}")]
     TooLarge { what: &'static str, limit: u64 },

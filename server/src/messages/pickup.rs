@@ -15,8 +15,8 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 use zeroize::Zeroizing;
 
+use super::commit::derive_passphrase_key;
 use super::header::HeaderBlock;
-use super::submit::derive_passphrase_key;
 use super::{AttachmentInfo, EmailAddress, PartKind, PickupError, RequestCtx, id_bytes};
 use crate::app::AppState;
 use crate::audit::{self, Action, actor};

@@ -17,7 +17,7 @@ use mail_parser::{MessageParser, MimeHeaders, PartType};
 use super::session::Transaction;
 use crate::app::AppState;
 use crate::messages::{
-    Draft, Limits, NewMessage, PartKind, RequestCtx, Sender, Source, SubmitError, Submitted,
+    Draft, NewMessage, PartKind, Refusal, RequestCtx, Sender, Source, SubmitError, Submitted,
     clean_file_name,
 };
 
@@ -129,9 +129,7 @@ pub async fn submit(
             .map_err(|e| SubmitError::Internal(e.into()))?
     };
     let Some(parsed) = parsed else {
-        return Err(SubmitError::Invalid(
-            "the message has no header: not an RFC 5322 message".into(),
-        ));
+        return Err(Refusal::NotAMessage.into());
     };
     let display_name = parsed
         .from_name
@@ -143,28 +141,11 @@ pub async fn submit(
         address: tx.from.to_string(),
         display_name,
     };
-    let mut draft = Draft::begin_with_limits(app, sender, Source::Smtp, archival_limits(app));
+    let mut draft = Draft::begin(app, sender, Source::Smtp);
     let fill = async |draft: &mut Draft| -> Result<(), SubmitError> {
-        if let Some(text) = &parsed.text {
-            draft
-                .add_part(
-                    PartKind::Text,
-                    None,
-                    "text/plain; charset=utf-8".into(),
-                    text.as_bytes(),
-                )
-                .await?;
-        }
-        if let Some(html) = &parsed.html {
-            draft
-                .add_part(
-                    PartKind::Html,
-                    None,
-                    "text/html; charset=utf-8".into(),
-                    html.as_bytes(),
-                )
-                .await?;
-        }
+        draft
+            .add_bodies(parsed.text.as_deref(), parsed.html.as_deref())
+            .await?;
         for a in &parsed.attachments {
             draft
                 .add_part(
@@ -195,18 +176,6 @@ pub async fn submit(
         expires_in_days: None,
     };
     draft.commit(message, ctx).await
-}
-
-/// The state a [`Draft`] gets for an SMTP submission. The listener enforces
-/// `max_message_bytes` on the raw message while reading it; the draft then stores the decoded
-/// parts *and* `original.eml`, so its byte budget is widened to hold both (decoded parts are
-/// never larger than their encoded form, but charset conversion to UTF-8 can up to double
-/// text), and its attachment count to hold the extra `original.eml`.
-fn archival_limits(app: &AppState) -> Limits {
-    Limits {
-        max_bytes: app.config.max_message_bytes.saturating_mul(3),
-        max_attachments: app.config.max_attachments.saturating_add(1),
-    }
 }
 
 /// A plausible `type/subtype`, else `application/octet-stream`.

@@ -87,7 +87,7 @@ pub struct RecipientViewDoc {
     pub first_opened_at: Option<String>,
     pub last_opened_at: Option<String>,
     pub open_count: i64,
-    /// Too many failed attempts; the sender or an admin can unlock.
+    /// Too many failed attempts: the message is locked for this recipient.
     pub locked: bool,
 }
 

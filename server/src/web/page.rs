@@ -10,6 +10,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
 
+use super::error::ErrorCode;
 use super::{AppError, assets};
 
 /// A URL-encoded form body; a malformed one becomes an [`AppError`] (and so an HTML page)
@@ -104,56 +105,14 @@ struct ErrorPage<'a> {
 }
 
 /// The page for an error response (see [`super::error::error_format`]).
-pub fn error_page(status: StatusCode, code: &str, message: &str, path: &str) -> Response {
-    let title = match code {
-        "not_found" => "Message not found",
-        "expired" => "This message has expired",
-        "revoked" => "This message was withdrawn",
-        "locked" => "This message is locked",
-        "not_verified" => "Confirm your email address first",
-        "code_expired" => "This code can no longer be used",
-        "too_many_requests" | "too_many" => "Please wait a moment",
-        "forbidden" => "Request refused",
-        "unavailable" => "Temporarily unavailable",
-        "internal" => "Something went wrong",
-        _ => "Request refused",
-    };
-    let message = match code {
-        "not_found" if path.starts_with("/p/") => {
-            "There is no message at this address. Check that you opened the whole link from \
-             your email; it may also have been deleted."
-        }
-        "locked" => {
-            "There were too many failed attempts, so this message is locked to protect it. \
-             Please contact the sender: they can unlock it or send it again."
-        }
-        "expired" => {
-            "Messages are kept only for a limited time and this one has been deleted. \
-             Please ask the sender to send it again."
-        }
-        "revoked" => {
-            "The sender withdrew this message. Please contact the sender if you still need it."
-        }
-        _ => message,
-    };
-    let back = pickup_start(path).filter(|_| {
-        matches!(
-            code,
-            "not_verified"
-                | "code_expired"
-                | "too_many_requests"
-                | "bad_request"
-                | "forbidden"
-                | "unavailable"
-                | "passphrase_required"
-        )
-    });
+pub fn error_page(status: StatusCode, code: ErrorCode, message: &str, path: &str) -> Response {
+    let back = pickup_start(path).filter(|_| code.offers_restart());
     render(
         status,
         &ErrorPage {
             layout: Layout::new(),
-            title,
-            message,
+            title: code.title(),
+            message: code.page_text(path).unwrap_or(message),
             back,
         },
     )

@@ -63,7 +63,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         let result = mime::submit(&self.ctx.app, &tx, raw, &ctx).await;
         let answer = match result {
             Ok(submitted) => reply::QUEUED.with_text(format!("{} queued", submitted.id)),
-            Err(SubmitError::Invalid(why)) => reply::CONTENT_REJECTED.with_text(why),
+            Err(SubmitError::Refused(why)) => reply::CONTENT_REJECTED.with_text(why.to_string()),
             Err(SubmitError::TooLarge { what, limit }) => {
                 reply::MESSAGE_TOO_BIG.with_text(format!("The {what} exceeds the limit of {limit}"))
             }

@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 use crate::app::AppState;
 use crate::audit::{self, Action};
-use crate::messages::RequestCtx;
+use crate::messages::{RequestCtx, Sender};
 use crate::store::tokens;
 use crate::store::users::User;
 use crate::web::AppError;
@@ -26,6 +26,17 @@ pub struct ApiUser {
     pub token_id: Uuid,
     /// Client IP and user agent, actor `token:<email>`.
     pub ctx: RequestCtx,
+}
+
+impl ApiUser {
+    /// The caller as the sender of a submission.
+    pub fn sender(&self) -> Sender {
+        Sender {
+            user_id: Some(self.user.id),
+            address: self.user.email.clone(),
+            display_name: None,
+        }
+    }
 }
 
 /// The token in an `Authorization: Bearer …` header, if there is one.

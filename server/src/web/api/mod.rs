@@ -73,10 +73,7 @@ where
 fn json_rejection(rejection: &JsonRejection) -> AppError {
     match rejection {
         JsonRejection::JsonSyntaxError(_) => AppError::InvalidJson(rejection.body_text()),
-        JsonRejection::JsonDataError(_) => AppError::Invalid {
-            code: "invalid_field",
-            message: rejection.body_text(),
-        },
+        JsonRejection::JsonDataError(_) => AppError::JsonData(rejection.body_text()),
         JsonRejection::MissingJsonContentType(_) => AppError::UnsupportedMediaType(
             "expected Content-Type: application/json or multipart/form-data".to_owned(),
         ),

@@ -7,8 +7,9 @@
 //!   `error` level, never sent to the client (it may name tables, paths or internals).
 //! - Database constraint violations (unique, foreign key, check, not null) become
 //!   `409 Conflict` here and nowhere else, so handlers never inspect database errors.
-//! - Domain errors ([`SubmitError`], [`PickupError`]) convert with `?` and get their status
-//!   here, in [`AppError::parts`], and nowhere else (the table is in `docs/DOMAIN-API.md`).
+//! - Domain errors ([`SubmitError`], [`Refusal`], [`PickupError`]) convert with `?` and get
+//!   their [`ErrorCode`] here, in [`AppError::parts`], and nowhere else; the code decides the
+//!   status ([`ErrorCode::status`]) and the error page's title and text.
 //! - Under `/api/` the body is JSON `{"error": code, "message": text}` (a 401 also carries
 //!   `WWW-Authenticate: Bearer`); elsewhere it is an HTML page a person can read, with a way
 //!   back to the start of the pickup when the path names one. The choice is made by
@@ -16,6 +17,8 @@
 //!   cannot see the request path.
 //! - Messages never contain secrets (link secrets, codes, passphrases, tokens) or message
 //!   content.
+
+mod code;
 
 use std::error::Error as StdError;
 
@@ -25,7 +28,9 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use crate::messages::{PickupError, SubmitError};
+pub use code::ErrorCode;
+
+use crate::messages::{PickupError, Refusal, SubmitError};
 use crate::store::StoreError;
 
 /// Everything a handler can fail with.
@@ -37,13 +42,16 @@ pub enum AppError {
     /// A JSON body that does not parse. 400 `invalid_json`.
     #[error("{0}")]
     InvalidJson(String),
-    /// Well-formed but refused, with a specific machine-readable code (`missing_field`,
-    /// `invalid_address`, `too_many_recipients`…). 422.
-    #[error("{message}")]
-    Invalid { code: &'static str, message: String },
+    /// A JSON body of the wrong shape (a field of the wrong type, an unknown field). 422
+    /// `invalid_field`.
+    #[error("{0}")]
+    JsonData(String),
     /// The body is not of a type this endpoint takes. 415.
     #[error("{0}")]
     UnsupportedMediaType(String),
+    /// The request body is larger than this endpoint takes. 413.
+    #[error("{0}")]
+    PayloadTooLarge(String),
     /// A submission the domain refused.
     #[error(transparent)]
     Submit(#[from] SubmitError),
@@ -59,24 +67,6 @@ pub enum AppError {
     /// No such resource (also used to hide resources the caller may not see). 404.
     #[error("not found")]
     NotFound,
-    /// The request conflicts with current state. 409.
-    #[error("{0}")]
-    Conflict(String),
-    /// Gone: expired, revoked or purged. 410.
-    #[error("{0}")]
-    Gone(String),
-    /// Too large. 413.
-    #[error("{0}")]
-    PayloadTooLarge(String),
-    /// Well-formed but invalid (bad email address, expiry over the maximum). 422.
-    #[error("{0}")]
-    Unprocessable(String),
-    /// Locked out or rate limited. 429.
-    #[error("{0}")]
-    TooManyRequests(String),
-    /// Temporary failure the client should retry (e.g. outbound relay down). 503.
-    #[error("{0}")]
-    Unavailable(String),
     /// Store failure; constraint violations become 409, everything else 500.
     #[error("database error")]
     Store(#[from] StoreError),
@@ -95,6 +85,12 @@ impl From<sqlx::Error> for AppError {
     }
 }
 
+impl From<Refusal> for AppError {
+    fn from(r: Refusal) -> Self {
+        Self::Submit(SubmitError::Refused(r))
+    }
+}
+
 impl AppError {
     /// Wrap any error as a 500 with a short description of what failed.
     pub fn internal(context: &'static str, source: impl StdError + Send + Sync + 'static) -> Self {
@@ -104,91 +100,84 @@ impl AppError {
         }
     }
 
-    /// HTTP status, stable machine-readable code, and the text shown to the client.
-    pub fn parts(&self) -> (StatusCode, &'static str, String) {
-        match self {
-            Self::BadRequest(m) => (StatusCode::BAD_REQUEST, "bad_request", m.clone()),
-            Self::InvalidJson(m) => (StatusCode::BAD_REQUEST, "invalid_json", m.clone()),
-            Self::Invalid { code, message } => {
-                (StatusCode::UNPROCESSABLE_ENTITY, code, message.clone())
+    /// The error code, and the text shown to the client. The status is the code's.
+    pub fn parts(&self) -> (ErrorCode, String) {
+        let code = match self {
+            Self::BadRequest(_) => ErrorCode::BadRequest,
+            Self::InvalidJson(_) => ErrorCode::InvalidJson,
+            Self::JsonData(_) => ErrorCode::InvalidField,
+            Self::UnsupportedMediaType(_) => ErrorCode::UnsupportedMediaType,
+            Self::PayloadTooLarge(_) => ErrorCode::TooLarge,
+            Self::Submit(e) => submit_code(e),
+            Self::Pickup(e) => pickup_code(e),
+            Self::Unauthorized => ErrorCode::Unauthorized,
+            Self::Forbidden => ErrorCode::Forbidden,
+            Self::NotFound => ErrorCode::NotFound,
+            Self::Store(e) if e.is_constraint_violation() => {
+                return (
+                    ErrorCode::Conflict,
+                    "this conflicts with existing data".to_owned(),
+                );
             }
-            Self::UnsupportedMediaType(m) => (
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_media_type",
-                m.clone(),
-            ),
-            Self::Submit(e) => submit_parts(e),
-            Self::Pickup(e) => pickup_parts(e),
-            Self::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized", self.to_string()),
-            Self::Forbidden => (StatusCode::FORBIDDEN, "forbidden", self.to_string()),
-            Self::NotFound => (StatusCode::NOT_FOUND, "not_found", self.to_string()),
-            Self::Conflict(m) => (StatusCode::CONFLICT, "conflict", m.clone()),
-            Self::Gone(m) => (StatusCode::GONE, "gone", m.clone()),
-            Self::PayloadTooLarge(m) => (StatusCode::PAYLOAD_TOO_LARGE, "too_large", m.clone()),
-            Self::Unprocessable(m) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid", m.clone()),
-            Self::TooManyRequests(m) => (StatusCode::TOO_MANY_REQUESTS, "too_many", m.clone()),
-            Self::Unavailable(m) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", m.clone()),
-            Self::Store(e) if e.is_constraint_violation() => (
-                StatusCode::CONFLICT,
-                "conflict",
-                "this conflicts with existing data".to_owned(),
-            ),
-            Self::Store(_) | Self::Internal { .. } => (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal",
-                INTERNAL_MESSAGE.to_owned(),
-            ),
-        }
+            Self::Store(_) | Self::Internal { .. } => ErrorCode::Internal,
+        };
+        let message = match code {
+            ErrorCode::Internal => INTERNAL_MESSAGE.to_owned(),
+            ErrorCode::Unavailable => match self {
+                Self::Submit(_) => {
+                    "temporarily unavailable; nothing was kept, please retry later".to_owned()
+                }
+                _ => "temporarily unavailable; please try again in a few minutes".to_owned(),
+            },
+            _ => self.to_string(),
+        };
+        (code, message)
     }
 }
 
 const INTERNAL_MESSAGE: &str = "internal error; the incident was logged";
 
-fn submit_parts(e: &SubmitError) -> (StatusCode, &'static str, String) {
+fn submit_code(e: &SubmitError) -> ErrorCode {
     match e {
-        SubmitError::Invalid(m) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid", m.clone()),
-        SubmitError::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "too_large", e.to_string()),
-        SubmitError::Unavailable(_) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "unavailable",
-            "temporarily unavailable; nothing was kept, please retry later".to_owned(),
-        ),
-        SubmitError::Internal(_) => (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            INTERNAL_MESSAGE.to_owned(),
-        ),
+        SubmitError::Refused(r) => refusal_code(r),
+        SubmitError::TooLarge { .. } => ErrorCode::TooLarge,
+        SubmitError::Unavailable(_) => ErrorCode::Unavailable,
+        SubmitError::Internal(_) => ErrorCode::Internal,
     }
 }
 
-fn pickup_parts(e: &PickupError) -> (StatusCode, &'static str, String) {
-    let (status, code) = match e {
-        PickupError::NotFound => (StatusCode::NOT_FOUND, "not_found"),
-        PickupError::Expired => (StatusCode::GONE, "expired"),
-        PickupError::Revoked => (StatusCode::GONE, "revoked"),
-        PickupError::Locked => (StatusCode::LOCKED, "locked"),
-        PickupError::NotVerified => (StatusCode::UNAUTHORIZED, "not_verified"),
-        PickupError::WrongSecret { .. } => (StatusCode::FORBIDDEN, "wrong_secret"),
-        PickupError::PassphraseRequired => (StatusCode::BAD_REQUEST, "passphrase_required"),
-        PickupError::WrongCode { .. } => (StatusCode::FORBIDDEN, "wrong_code"),
-        PickupError::CodeExpired => (StatusCode::GONE, "code_expired"),
-        PickupError::TooManyRequests => (StatusCode::TOO_MANY_REQUESTS, "too_many_requests"),
-        PickupError::Unavailable(_) => {
-            return (
-                StatusCode::SERVICE_UNAVAILABLE,
-                "unavailable",
-                "temporarily unavailable; please try again in a few minutes".to_owned(),
-            );
-        }
-        PickupError::Internal(_) => {
-            return (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal",
-                INTERNAL_MESSAGE.to_owned(),
-            );
-        }
-    };
-    (status, code, e.to_string())
+fn refusal_code(r: &Refusal) -> ErrorCode {
+    match r {
+        Refusal::MissingField { .. } => ErrorCode::MissingField,
+        Refusal::TooManyRecipients { .. } => ErrorCode::TooManyRecipients,
+        Refusal::InvalidAddress(_) => ErrorCode::InvalidAddress,
+        Refusal::InvalidExpiry { .. } | Refusal::ExpiryNotANumber => ErrorCode::InvalidExpiry,
+        Refusal::TooManyAttachments { .. } => ErrorCode::TooManyAttachments,
+        Refusal::InvalidContentType => ErrorCode::InvalidContentType,
+        Refusal::InvalidAttachment { .. } => ErrorCode::InvalidAttachment,
+        Refusal::InvalidField { .. } => ErrorCode::InvalidField,
+        Refusal::UnknownField(_) => ErrorCode::UnknownField,
+        Refusal::DuplicateBody => ErrorCode::DuplicateBody,
+        Refusal::EmptyPassphrase => ErrorCode::InvalidPassphrase,
+        Refusal::NotAMessage => ErrorCode::NotAMessage,
+    }
+}
+
+fn pickup_code(e: &PickupError) -> ErrorCode {
+    match e {
+        PickupError::NotFound => ErrorCode::NotFound,
+        PickupError::Expired => ErrorCode::Expired,
+        PickupError::Revoked => ErrorCode::Revoked,
+        PickupError::Locked => ErrorCode::Locked,
+        PickupError::NotVerified => ErrorCode::NotVerified,
+        PickupError::WrongSecret { .. } => ErrorCode::WrongSecret,
+        PickupError::PassphraseRequired => ErrorCode::PassphraseRequired,
+        PickupError::WrongCode { .. } => ErrorCode::WrongCode,
+        PickupError::CodeExpired => ErrorCode::CodeExpired,
+        PickupError::TooManyRequests => ErrorCode::TooManyRequests,
+        PickupError::Unavailable(_) => ErrorCode::Unavailable,
+        PickupError::Internal(_) => ErrorCode::Internal,
+    }
 }
 
 /// `err: cause: cause…` for logs.
@@ -206,17 +195,18 @@ fn cause_chain(err: &dyn StdError) -> String {
 /// The error attached to a response so [`error_format`] can re-render it as JSON.
 #[derive(Debug, Clone)]
 pub struct ErrorBody {
-    pub code: &'static str,
+    pub code: ErrorCode,
     pub message: String,
 }
 
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
-        let (status, code, message) = self.parts();
+        let (code, message) = self.parts();
+        let status = code.status();
         if status.is_server_error() {
-            tracing::error!(status = status.as_u16(), code, error = %cause_chain(&self), "request failed");
+            tracing::error!(status = status.as_u16(), code = code.as_str(), error = %cause_chain(&self), "request failed");
         } else {
-            tracing::info!(status = status.as_u16(), code, error = %cause_chain(&self), "request refused");
+            tracing::info!(status = status.as_u16(), code = code.as_str(), error = %cause_chain(&self), "request refused");
         }
         let mut response = (status, message.clone()).into_response();
         response
@@ -254,7 +244,7 @@ pub async fn error_format(request: Request, next: Next) -> Response {
         );
         return Response::from_parts(parts, page_body);
     }
-    let json = Json(serde_json::json!({ "error": body.code, "message": body.message }));
+    let json = Json(serde_json::json!({ "error": body.code.as_str(), "message": body.message }));
     let (_, new_body) = json.into_response().into_parts();
     parts.headers.insert(
         header::CONTENT_TYPE,
@@ -274,12 +264,15 @@ mod tests {
 
     #[test]
     fn statuses() {
-        assert_eq!(AppError::NotFound.parts().0, StatusCode::NOT_FOUND);
-        assert_eq!(AppError::Unauthorized.parts().0, StatusCode::UNAUTHORIZED);
+        assert_eq!(AppError::NotFound.parts().0.status(), StatusCode::NOT_FOUND);
+        assert_eq!(
+            AppError::Unauthorized.parts().0.status(),
+            StatusCode::UNAUTHORIZED
+        );
         let internal = AppError::internal("writing outbox", std::io::Error::other("disk full"));
-        let (status, code, message) = internal.parts();
-        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
-        assert_eq!(code, "internal");
+        let (code, message) = internal.parts();
+        assert_eq!(code.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(code.as_str(), "internal");
         assert!(
             !message.contains("disk full"),
             "internals leaked: {message}"
@@ -310,7 +303,7 @@ mod response_tests {
 
     fn app() -> Router {
         async fn gone() -> Result<(), AppError> {
-            Err(AppError::Gone("this message has expired".to_owned()))
+            Err(AppError::Pickup(PickupError::CodeExpired))
         }
         Router::new()
             .route("/api/v1/gone", get(gone))
@@ -340,13 +333,13 @@ mod response_tests {
         assert_eq!(status, StatusCode::GONE);
         assert_eq!(ctype, "application/json");
         let json: serde_json::Value = serde_json::from_str(&body)?;
-        assert_eq!(json["error"], "gone");
-        assert_eq!(json["message"], "this message has expired");
+        assert_eq!(json["error"], "code_expired");
+        assert_eq!(json["message"], PickupError::CodeExpired.to_string());
 
         let (status, ctype, body) = call("/p/gone").await?;
         assert_eq!(status, StatusCode::GONE);
         assert!(ctype.starts_with("text/html"), "{ctype}");
-        assert!(body.contains("this message has expired"), "{body}");
+        assert!(body.contains("the code has expired"), "{body}");
         assert!(body.contains("<html lang=\"en\">"), "{body}");
         Ok(())
     }
