@@ -14,8 +14,8 @@ use crate::app::AppState;
 use crate::audit::{self, Action};
 use crate::clock::now_ms;
 use crate::notify::Notification;
-use crate::store::messages as rows;
 use crate::store::new_id;
+use crate::store::{messages as rows, recipients};
 
 impl Draft {
     /// Finish the message: seal the header block, wrap the DEK for every recipient, commit,
@@ -127,9 +127,9 @@ impl Draft {
         let mut tx = self.app.store.begin_write().await?;
         self.write_pending(&mut tx).await?;
         for (address, recipient_id, pickup_id, wrapped_dek, salt, _) in &wrapped {
-            rows::insert_recipient(
+            recipients::insert_recipient(
                 &mut tx,
-                &rows::NewRecipient {
+                &recipients::NewRecipient {
                     id: &recipient_id.to_string(),
                     message_id: &id,
                     address: address.as_str(),

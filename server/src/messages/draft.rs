@@ -12,8 +12,8 @@ use super::policy::{Limits, Refusal};
 use super::{EmailAddress, PartKind, SubmitError};
 use crate::app::AppState;
 use crate::clock::{UnixMillis, now_ms};
-use crate::store::messages as rows;
 use crate::store::new_id;
+use crate::store::{messages as rows, parts};
 
 /// Sealed chunks are written in transactions of about this many bytes, so a large upload
 /// neither holds SQLite's write lock for its whole duration nor pays one fsync per chunk.
@@ -284,12 +284,12 @@ impl Draft {
         }
         // Parts whose length is known in this batch get it on insert; the rest (parts
         // written by an earlier batch) are updated.
-        let mut parts: Vec<rows::NewPart<'_>> = Vec::new();
-        let mut chunks: Vec<rows::NewChunk<'_>> = Vec::new();
+        let mut parts: Vec<parts::NewPart<'_>> = Vec::new();
+        let mut chunks: Vec<parts::NewChunk<'_>> = Vec::new();
         let mut late_lens: Vec<(u32, u64)> = Vec::new();
         for row in &self.pending {
             match row {
-                Pending::Part { part_no, header } => parts.push(rows::NewPart {
+                Pending::Part { part_no, header } => parts.push(parts::NewPart {
                     part_no: *part_no,
                     header,
                     plain_len: 0,
@@ -298,7 +298,7 @@ impl Draft {
                     part_no,
                     seq,
                     bytes,
-                } => chunks.push(rows::NewChunk {
+                } => chunks.push(parts::NewChunk {
                     part_no: *part_no,
                     seq: *seq,
                     bytes,
@@ -311,10 +311,10 @@ impl Draft {
                 }
             }
         }
-        rows::insert_parts(tx, &id, &parts).await?;
-        rows::insert_chunks(tx, &id, &chunks).await?;
+        parts::insert_parts(tx, &id, &parts).await?;
+        parts::insert_chunks(tx, &id, &chunks).await?;
         for (part_no, len) in late_lens {
-            rows::set_part_len(tx, &id, part_no, len).await?;
+            parts::set_part_len(tx, &id, part_no, len).await?;
         }
         self.pending.clear();
         self.pending_bytes = 0;

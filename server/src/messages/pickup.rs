@@ -22,8 +22,9 @@ use crate::app::AppState;
 use crate::audit::{self, Action, actor};
 use crate::clock::{from_ms, now_ms};
 use crate::notify::CodeMail;
-use crate::store::messages::{self as rows, PickupRow};
+use crate::store::recipients::PickupRow;
 use crate::store::{Store, new_id};
+use crate::store::{codes, parts, recipients};
 
 /// How long a one-time code is valid.
 pub const CODE_VALID_MINUTES: u32 = 10;
@@ -74,7 +75,7 @@ async fn live(store: &Store, pickup_id: &str) -> Result<PickupRow, PickupError> 
         return Err(PickupError::NotFound);
     }
     let mut conn = store.acquire().await?;
-    let row = rows::pickup(&mut conn, pickup_id)
+    let row = recipients::pickup(&mut conn, pickup_id)
         .await?
         .ok_or(PickupError::NotFound)?;
     if row.revoked_at.is_some() {
@@ -140,7 +141,8 @@ pub async fn request_code(
     let code = new_code();
     {
         let mut tx = app.store.begin_write().await?;
-        if rows::codes_since(&mut tx, &row.recipient_id, now - 3_600_000).await? >= CODES_PER_HOUR {
+        if codes::codes_since(&mut tx, &row.recipient_id, now - 3_600_000).await? >= CODES_PER_HOUR
+        {
             let event = event_for(ctx, &row, Action::CodeFailed)
                 .with_detail(json!({ "reason": "rate_limited" }));
             audit::record(&mut tx, event).await?;
@@ -148,7 +150,7 @@ pub async fn request_code(
             return Err(PickupError::TooManyRequests);
         }
         let expires = now + i64::from(CODE_VALID_MINUTES) * 60_000;
-        rows::insert_code(
+        codes::insert_code(
             &mut tx,
             &new_id().to_string(),
             &row.recipient_id,
@@ -202,7 +204,7 @@ pub async fn verify_code(
         .collect();
     let now = now_ms();
     let mut tx = app.store.begin_write().await?;
-    let Some(stored) = rows::latest_code(&mut tx, &row.recipient_id).await? else {
+    let Some(stored) = codes::latest_code(&mut tx, &row.recipient_id).await? else {
         return Err(PickupError::CodeExpired);
     };
     if stored.used_at.is_some() || stored.expires_at <= now || stored.attempts >= CODE_MAX_ATTEMPTS
@@ -216,7 +218,7 @@ pub async fn verify_code(
     let recipient_id =
         Uuid::parse_str(&row.recipient_id).map_err(|e| PickupError::Internal(e.into()))?;
     if code.len() == 6 && code_hash(&row.recipient_id, &code)[..] == stored.code_hash[..] {
-        rows::code_used(&mut tx, &stored.id, now).await?;
+        codes::code_used(&mut tx, &stored.id, now).await?;
         let event = ctx
             .event_as(actor::recipient(recipient_id), Action::Verified)
             .with_message(&row.message_id)
@@ -225,7 +227,7 @@ pub async fn verify_code(
         tx.commit().await?;
         return Ok(Verified { recipient_id });
     }
-    rows::code_attempt(&mut tx, &stored.id).await?;
+    codes::code_attempt(&mut tx, &stored.id).await?;
     let code_left = u32::try_from(CODE_MAX_ATTEMPTS - stored.attempts - 1).unwrap_or(0);
     let err = count_failure(app, &mut tx, &row, ctx, Action::VerifyFailed, "wrong_code").await?;
     tx.commit().await?;
@@ -248,7 +250,7 @@ async fn count_failure(
 ) -> Result<PickupError, PickupError> {
     let threshold = app.config.lockout_threshold;
     let (count, locked_now) =
-        rows::record_failure(tx, &row.recipient_id, threshold, now_ms()).await?;
+        recipients::record_failure(tx, &row.recipient_id, threshold, now_ms()).await?;
     let event =
         event_for(ctx, row, action).with_detail(json!({ "reason": reason, "failures": count }));
     audit::record(tx, event).await?;
@@ -335,7 +337,7 @@ async fn read_part(
     part_no: u32,
 ) -> Result<Zeroizing<Vec<u8>>, PickupError> {
     let mut conn = store.acquire().await?;
-    let (header, len) = rows::part(&mut conn, message_id, part_no)
+    let (header, len) = parts::part(&mut conn, message_id, part_no)
         .await?
         .ok_or(PickupError::Expired)?;
     let mut dec = PartDecryptor::new(dek, message_bytes, part_no, &header)
@@ -344,7 +346,7 @@ async fn read_part(
         usize::try_from(len).unwrap_or(0).min(64 << 20),
     ));
     let mut seq = 0;
-    while let Some(chunk) = rows::chunk(&mut conn, message_id, part_no, seq).await? {
+    while let Some(chunk) = parts::chunk(&mut conn, message_id, part_no, seq).await? {
         if let Some(plain) = dec.push(chunk).map_err(corrupt)? {
             out.extend_from_slice(&plain);
         }
@@ -403,7 +405,7 @@ pub async fn open(
     let html = body(PartKind::Html).await?;
     let now = now_ms();
     let mut tx = app.store.begin_write().await?;
-    rows::record_open(&mut tx, &row.recipient_id, now).await?;
+    recipients::record_open(&mut tx, &row.recipient_id, now).await?;
     let recipient_id =
         Uuid::parse_str(&row.recipient_id).map_err(|e| PickupError::Internal(e.into()))?;
     let event = ctx
@@ -452,7 +454,7 @@ pub async fn open_attachment(
         .ok_or(PickupError::NotFound)?;
     let (part_header, _) = {
         let mut conn = app.store.acquire().await?;
-        rows::part(&mut conn, &row.message_id, part_no)
+        parts::part(&mut conn, &row.message_id, part_no)
             .await?
             .ok_or(PickupError::Expired)?
     };
@@ -487,7 +489,7 @@ pub async fn open_attachment(
                 return Ok(None);
             };
             let mut conn = st.store.acquire().await?;
-            match rows::chunk(&mut conn, &st.message_id, st.part_no, st.seq).await? {
+            match parts::chunk(&mut conn, &st.message_id, st.part_no, st.seq).await? {
                 Some(chunk) => {
                     st.seq += 1;
                     if let Some(plain) = dec.push(chunk).map_err(corrupt)? {

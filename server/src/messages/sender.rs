@@ -8,7 +8,7 @@ use super::{PickupError, RequestCtx};
 use crate::app::AppState;
 use crate::audit::{self, Action};
 use crate::clock::{format_rfc3339, now_ms};
-use crate::store::messages as rows;
+use crate::store::{messages as rows, recipients};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct RecipientView {
@@ -41,7 +41,7 @@ pub async fn sender_view(
     let m = rows::sender_message(&mut tx, &user_id.to_string(), &message_id.to_string())
         .await?
         .ok_or(PickupError::NotFound)?;
-    let recipients = rows::recipients_of(&mut tx, &m.id).await?;
+    let recipients = recipients::recipients_of(&mut tx, &m.id).await?;
     let fmt = |t: Option<i64>| t.map(format_rfc3339);
     Ok(SenderView {
         created_at: format_rfc3339(m.created_at),

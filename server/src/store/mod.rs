@@ -22,9 +22,12 @@
 //! TEXT, times INTEGER Unix ms UTC (see [`crate::clock`]); never store plaintext content.
 
 pub mod audit;
+pub mod codes;
 mod durable;
 pub mod messages;
+pub mod parts;
 pub mod purge;
+pub mod recipients;
 pub mod relays;
 pub mod sessions;
 pub mod tokens;
@@ -179,6 +182,14 @@ impl StoreError {
 
 /// Store result.
 pub type Result<T> = std::result::Result<T, StoreError>;
+
+/// A size or count for an INTEGER column (SQLite's are signed 64-bit).
+pub(crate) fn to_i64(n: u64) -> Result<i64> {
+    i64::try_from(n).map_err(|_| StoreError::Corrupt {
+        table: "messages",
+        reason: "size out of range".into(),
+    })
+}
 
 /// The database handle. Cheap to clone (it is a pool).
 #[derive(Debug, Clone)]

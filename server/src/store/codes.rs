@@ -1,0 +1,81 @@
+//! The `codes` table: one-time codes emailed to recipients, stored only as hashes, with their
+//! expiry, attempts and use.
+
+use super::{Result, SqliteConnection};
+use crate::clock::UnixMillis;
+
+/// A stored one-time code.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct CodeRow {
+    pub id: String,
+    pub code_hash: Vec<u8>,
+    pub expires_at: i64,
+    pub attempts: i64,
+    pub used_at: Option<i64>,
+}
+
+pub async fn insert_code(
+    conn: &mut SqliteConnection,
+    id: &str,
+    recipient_id: &str,
+    code_hash: &[u8],
+    now: UnixMillis,
+    expires_at: UnixMillis,
+) -> Result<()> {
+    sqlx::query("INSERT INTO access_codes (id, recipient_id, code_hash, created_at, expires_at) VALUES (?, ?, ?, ?, ?)")
+        .bind(id)
+        .bind(recipient_id)
+        .bind(code_hash)
+        .bind(now)
+        .bind(expires_at)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// How many codes were issued to the recipient since `since`.
+pub async fn codes_since(
+    conn: &mut SqliteConnection,
+    recipient_id: &str,
+    since: UnixMillis,
+) -> Result<u32> {
+    let (n,): (i64,) = sqlx::query_as(
+        "SELECT count(*) FROM access_codes WHERE recipient_id = ? AND created_at >= ?",
+    )
+    .bind(recipient_id)
+    .bind(since)
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(u32::try_from(n).unwrap_or(u32::MAX))
+}
+
+/// The newest code issued to the recipient.
+pub async fn latest_code(
+    conn: &mut SqliteConnection,
+    recipient_id: &str,
+) -> Result<Option<CodeRow>> {
+    Ok(sqlx::query_as(
+        "SELECT id, code_hash, expires_at, attempts, used_at FROM access_codes \
+         WHERE recipient_id = ? ORDER BY created_at DESC, rowid DESC LIMIT 1",
+    )
+    .bind(recipient_id)
+    .fetch_optional(&mut *conn)
+    .await?)
+}
+
+pub async fn code_attempt(conn: &mut SqliteConnection, code_id: &str) -> Result<()> {
+    sqlx::query("UPDATE access_codes SET attempts = attempts + 1 WHERE id = ?")
+        .bind(code_id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+pub async fn code_used(conn: &mut SqliteConnection, code_id: &str, now: UnixMillis) -> Result<()> {
+    sqlx::query("UPDATE access_codes SET used_at = ?, attempts = attempts + 1 WHERE id = ?")
+        .bind(now)
+        .bind(code_id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
