@@ -13,6 +13,7 @@
 //! - opening anything fails with the single [`CryptoError::CouldNotOpen`], whatever check failed.
 #![forbid(unsafe_code)]
 
+pub mod code;
 mod error;
 pub mod hash;
 mod kdf;

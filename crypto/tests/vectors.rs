@@ -203,3 +203,23 @@ fn sealed_parts_match() {
 fn enc_header(part: &Value) -> Vec<u8> {
     hex_field(part, "header")
 }
+
+#[test]
+fn code_and_token_digests_match() {
+    let v = vectors();
+    let code = &v["code"];
+    let digest = sealpost_crypto::code::digest(
+        code["recipient_id"].as_str().expect("recipient id"),
+        code["code"].as_str().expect("code"),
+    );
+    assert_eq!(
+        hex::encode(digest),
+        code["digest"].as_str().expect("digest")
+    );
+    let token = &v["token"];
+    let digest = sealpost_crypto::token::digest(token["token"].as_str().expect("token"));
+    assert_eq!(
+        hex::encode(digest),
+        token["digest"].as_str().expect("digest")
+    );
+}

@@ -56,6 +56,19 @@ def seal_part(dek, message_id, part_no, prefix, plaintext):
     return header, out
 
 
+def code_digest(recipient_id_text, code):
+    return hashlib.sha256(b"sealpost/v1/code\0" + recipient_id_text.encode() + b"\0" + code.encode()).digest()
+
+
+def token_digest(token):
+    return hashlib.sha256(token.encode()).digest()
+
+
+def uuid_text(b):
+    h = b.hex()
+    return f"{h[0:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:32]}"
+
+
 def pattern(n):
     return bytes(i % 251 for i in range(n))
 
@@ -93,6 +106,10 @@ vectors = {
     "part_key_0": part_key(dek, message_id, 0).hex(),
     "part_key_1": part_key(dek, message_id, 1).hex(),
     "parts": [],
+    "code": {"recipient_id": uuid_text(recipient_id), "code": "042917",
+             "digest": code_digest(uuid_text(recipient_id), "042917").hex()},
+    "token": {"token": "sp_" + b64url(bytes(range(0x20, 0x40))),
+              "digest": token_digest("sp_" + b64url(bytes(range(0x20, 0x40)))).hex()},
 }
 for part_no, length, text in [(1, 0, None), (1, None, "hello, sealpost"), (2, 65536, None), (3, 65541, None)]:
     plaintext = text.encode() if text is not None else pattern(length)

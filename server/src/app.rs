@@ -155,25 +155,6 @@ impl App {
     }
 }
 
-/// A random password for a new account or relay: 24 letters and digits (about 143 bits). No
-/// punctuation, so it never starts with `-` (which command-line tools such as swaks take for
-/// an option) and needs no quoting in shells or MTA configuration files.
-pub fn generate_password() -> Zeroizing<String> {
-    const ALPHABET: &[u8; 62] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-    const LEN: usize = 24;
-    let mut out = Zeroizing::new(String::with_capacity(LEN));
-    while out.len() < LEN {
-        let bytes = Zeroizing::new(sealpost_crypto::random_bytes::<32>());
-        // Rejection sampling: 248 = 4 × 62, so every character is equally likely.
-        for &b in bytes.iter().filter(|&&b| b < 248) {
-            if out.len() < LEN {
-                out.push(char::from(ALPHABET[usize::from(b % 62)]));
-            }
-        }
-    }
-    out
-}
-
 /// Hash a password off the async runtime (Argon2id is CPU- and memory-heavy).
 pub async fn hash_password(password: Zeroizing<String>) -> anyhow::Result<String> {
     tokio::task::spawn_blocking(move || sealpost_crypto::password::hash(&password))
@@ -191,7 +172,7 @@ pub async fn ensure_first_admin(store: &Store) -> anyhow::Result<Option<NewCrede
             return Ok(None);
         }
     }
-    let password = generate_password();
+    let password = sealpost_crypto::password::generate();
     let hash = hash_password(password.clone()).await?;
     let mut tx = store.begin_write().await?;
     // Re-check under the write lock: another process may have created a user meanwhile.
@@ -333,86 +314,6 @@ pub fn check_staff_email(email: &str) -> anyhow::Result<()> {
 mod tests {
     use super::*;
     use crate::config::RawConfig;
-
-    /// Passwords are 24 letters and digits (never a leading `-`), and do not repeat.
-    #[test]
-    fn generated_passwords_are_alphanumeric() {
-        let mut seen = std::collections::HashSet::new();
-        let mut first_chars = std::collections::HashSet::new();
-        for _ in 0..2_000 {
-            let p = generate_password();
-            assert_eq!(p.len(), 24, "{}", p.as_str());
-            assert!(
-                p.bytes().all(|b| b.is_ascii_alphanumeric()),
-                "{}",
-                p.as_str()
-            );
-            first_chars.insert(p.as_bytes()[0]);
-            assert!(seen.insert(p.to_string()), "a password repeated");
-        }
-        // Spread over the alphabet, not stuck on a few characters.
-        assert!(
-            first_chars.len() > 50,
-            "{} first characters",
-            first_chars.len()
-        );
-    }
-
-    fn config_in(dir: &Path) -> Config {
-        let raw = RawConfig {
-            data_dir: Some(dir.join("data")),
-            ..RawConfig::default()
-        };
-        match Config::from_raw(raw) {
-            Ok(c) => c,
-            Err(e) => panic!("{e}"),
-        }
-    }
-
-    #[tokio::test]
-    async fn first_run_creates_dir_key_db_and_admin_once() -> anyhow::Result<()> {
-        let tmp = tempfile::tempdir()?;
-        let config = config_in(tmp.path());
-        let app = App::open(config.clone()).await?;
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            let dir_mode = std::fs::metadata(&config.data_dir)?.permissions().mode() & 0o777;
-            assert_eq!(dir_mode, 0o700);
-            let key_mode = std::fs::metadata(&config.server_key_file)?
-                .permissions()
-                .mode()
-                & 0o777;
-            assert_eq!(key_mode, 0o600);
-            let db_mode = std::fs::metadata(config.data_dir.join("sealpost.db"))?
-                .permissions()
-                .mode()
-                & 0o777;
-            assert_eq!(db_mode, 0o600);
-        }
-        let admin = ensure_first_admin(app.store()).await?;
-        let admin = admin.ok_or_else(|| anyhow::anyhow!("no admin created"))?;
-        assert_eq!(admin.email, FIRST_ADMIN_EMAIL);
-        assert!(ensure_first_admin(app.store()).await?.is_none());
-
-        let mut conn = app.store().acquire().await?;
-        let user = users::find_by_email(&mut conn, FIRST_ADMIN_EMAIL)
-            .await?
-            .ok_or_else(|| anyhow::anyhow!("admin missing"))?;
-        assert!(sealpost_crypto::password::verify(
-            &admin.password,
-            &user.password_hash
-        ));
-        drop(conn);
-        let key_id = app.state().server_key.key_id();
-        app.store().close().await;
-
-        // Reopening reads the same key back.
-        let again = App::open(config).await?;
-        assert_eq!(again.state().server_key.key_id(), key_id);
-        assert!(audit::verify(again.store()).await?.ok());
-        Ok(())
-    }
 
     #[test]
     fn bad_server_key_env_is_rejected_without_echo() {

@@ -348,7 +348,7 @@ pub async fn shutdown_signal() {
 async fn user_add(app: &App, email: &str, role: Role) -> anyhow::Result<ExitCode> {
     let email = email.trim();
     app::check_staff_email(email)?;
-    let password = app::generate_password();
+    let password = sealpost_crypto::password::generate();
     let hash = app::hash_password(password.clone()).await?;
     let mut tx = app.store().begin_write().await?;
     let user = match users::insert(&mut tx, email, role, &hash).await {

@@ -6,7 +6,6 @@
 
 use bytes::Bytes;
 use futures_util::stream::{self, BoxStream, StreamExt};
-use sealpost_crypto::hash::sha256;
 use sealpost_crypto::{
     CryptoError, Dek, Kek, LinkSecret, PartDecryptor, Passphrase, PassphraseSalt, wrapped_key_id,
 };
@@ -115,21 +114,6 @@ pub async fn landing(app: &AppState, pickup_id: &str) -> Result<Landing, PickupE
     })
 }
 
-fn code_hash(recipient_id: &str, code: &str) -> [u8; 32] {
-    sha256(format!("sealpost/v1/code\0{recipient_id}\0{code}").as_bytes())
-}
-
-/// A uniformly random 6-digit code.
-fn new_code() -> Zeroizing<String> {
-    loop {
-        let n = u32::from_le_bytes(sealpost_crypto::random_bytes::<4>());
-        // Reject the top sliver so every code is equally likely.
-        if n < u32::MAX - (u32::MAX % 1_000_000) {
-            return Zeroizing::new(format!("{:06}", n % 1_000_000));
-        }
-    }
-}
-
 /// Email a fresh one-time code to the recipient.
 pub async fn request_code(
     app: &AppState,
@@ -138,7 +122,7 @@ pub async fn request_code(
 ) -> Result<CodeSent, PickupError> {
     let row = live(&app.store, pickup_id).await?;
     let now = now_ms();
-    let code = new_code();
+    let code = sealpost_crypto::code::generate();
     {
         let mut tx = app.store.begin_write().await?;
         if codes::codes_since(&mut tx, &row.recipient_id, now - 3_600_000).await? >= CODES_PER_HOUR
@@ -154,7 +138,7 @@ pub async fn request_code(
             &mut tx,
             &new_id().to_string(),
             &row.recipient_id,
-            &code_hash(&row.recipient_id, &code),
+            &sealpost_crypto::code::digest(&row.recipient_id, &code),
             now,
             expires,
         )
@@ -217,7 +201,9 @@ pub async fn verify_code(
     }
     let recipient_id =
         Uuid::parse_str(&row.recipient_id).map_err(|e| PickupError::Internal(e.into()))?;
-    if code.len() == 6 && code_hash(&row.recipient_id, &code)[..] == stored.code_hash[..] {
+    if code.len() == 6
+        && sealpost_crypto::code::digest(&row.recipient_id, &code)[..] == stored.code_hash[..]
+    {
         codes::code_used(&mut tx, &stored.id, now).await?;
         let event = ctx
             .event_as(actor::recipient(recipient_id), Action::Verified)

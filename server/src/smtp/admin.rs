@@ -31,7 +31,7 @@ pub fn check_relay_name(name: &str) -> anyhow::Result<()> {
 pub async fn relay_add(app: &App, name: &str) -> anyhow::Result<()> {
     let name = name.trim();
     check_relay_name(name)?;
-    let password = app::generate_password();
+    let password = sealpost_crypto::password::generate();
     let hash = app::hash_password(password.clone()).await?;
     let mut tx = app.store().begin_write().await?;
     let relay = match relays::insert(&mut tx, name, &hash).await {

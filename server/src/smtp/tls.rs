@@ -10,7 +10,6 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
-use sha2::{Digest, Sha256};
 use tokio_rustls::TlsAcceptor;
 
 use crate::config::Config;
@@ -87,12 +86,7 @@ pub fn fingerprint_of(cert: &Path) -> anyhow::Result<String> {
         .next()
         .with_context(|| format!("no certificate in {}", cert.display()))?
         .with_context(|| format!("invalid PEM in {}", cert.display()))?;
-    let digest = Sha256::digest(der.as_ref());
-    Ok(digest
-        .iter()
-        .map(|b| format!("{b:02X}"))
-        .collect::<Vec<_>>()
-        .join(":"))
+    Ok(sealpost_crypto::hash::fingerprint(der.as_ref()))
 }
 
 /// Write a new self-signed certificate for `host` and `localhost`: the key first, created
