@@ -22,17 +22,19 @@ pub(crate) const ARGON2_M_KIB: u32 = 19 * 1024;
 pub(crate) const ARGON2_T: u32 = 2;
 pub(crate) const ARGON2_P: u32 = 1;
 
-/// Longest passphrase accepted, in bytes of UTF-8.
+/// Longest passphrase accepted by [`PassphraseKey::derive`], in bytes of UTF-8.
 pub const MAX_PASSPHRASE_LEN: usize = 1024;
 
 const NONCE_LEN: usize = 12;
 const TAG_LEN: usize = 16;
 const HEADER_LEN: usize = 1 + 4;
 
-/// Length of a wrapped DEK: version ‖ key id ‖ nonce ‖ encrypted DEK ‖ tag.
+/// Length of a wrapped DEK (65): version (1) ‖ key id (4) ‖ nonce (12) ‖ encrypted DEK (32) ‖
+/// tag (16).
 pub const WRAPPED_DEK_LEN: usize = HEADER_LEN + NONCE_LEN + 32 + TAG_LEN;
 
-/// A passphrase stretched by Argon2id (32 bytes).
+/// A passphrase stretched by Argon2id (32 bytes), the second half of a KEK's input when the
+/// sender set a passphrase. Made only by [`PassphraseKey::derive`]; never stored.
 #[derive(Clone, PartialEq, Eq)]
 pub struct PassphraseKey(SecretBytes<32>);
 redacted_debug!(PassphraseKey);
@@ -41,7 +43,12 @@ impl PassphraseKey {
     /// Stretch `passphrase` with Argon2id (m = 19 MiB, t = 2, p = 1) under `salt`.
     ///
     /// This costs tens of milliseconds of CPU and 19 MiB of memory: callers bound how many run
-    /// at once, and run it off the async executor.
+    /// at once, and run it off the async executor (`spawn_blocking`).
+    ///
+    /// # Errors
+    ///
+    /// [`CryptoError::Limit`] for a passphrase longer than [`MAX_PASSPHRASE_LEN`] bytes (or if
+    /// Argon2 refuses its parameters, which the fixed parameters never cause).
     pub fn derive(passphrase: &Passphrase, salt: &PassphraseSalt) -> Result<Self, CryptoError> {
         let bytes = passphrase.expose();
         if bytes.len() > MAX_PASSPHRASE_LEN {
@@ -58,12 +65,20 @@ impl PassphraseKey {
 }
 
 /// A key-encryption key: binds one recipient's link secret (and passphrase) to one message.
+///
+/// It is derived afresh for every request that needs it and wraps or unwraps exactly one
+/// recipient's copy of the [`Dek`] (`SPEC.md` sections 3 and 4). Without the server key *and*
+/// the link secret (and the passphrase, if one was set) it cannot be derived, which is why a
+/// stolen database plus the server key opens nothing.
 pub struct Kek(SecretBytes<32>);
 redacted_debug!(Kek);
 
 impl Kek {
     /// `HKDF-SHA256(salt = server key, ikm = link secret ‖ passphrase key?,
     /// info = "sealpost/v1/kek" ‖ message id ‖ recipient id)`, 32 bytes.
+    ///
+    /// Derivation cannot fail and checks nothing: a wrong secret gives a different KEK, which
+    /// [`Kek::unwrap`] then refuses.
     pub fn derive(
         server_key: &ServerKey,
         link_secret: &LinkSecret,
@@ -89,12 +104,34 @@ impl Kek {
         Self(SecretBytes::from_array(*okm))
     }
 
-    /// Wrap `dek` with a random nonce; `key_id` names the server key the KEK came from.
+    /// Wrap `dek` for one recipient with a random nonce: returns the [`WRAPPED_DEK_LEN`]
+    /// (65) bytes to store in the recipient's row,
+    /// `version ‖ BE32(key_id) ‖ nonce ‖ AES-256-GCM(KEK, nonce, DEK, aad = message id ‖ recipient id)`.
+    ///
+    /// `key_id` names the server key this KEK was derived from ([`ServerKey::key_id`]), so that
+    /// [`wrapped_key_id`] can tell a later reader which key to derive with. `message_id` and
+    /// `recipient_id` must be the ids given to [`Kek::derive`]; they are authenticated again
+    /// here, so a wrapped DEK copied to another row does not open.
+    ///
+    /// ```
+    /// use sealpost_crypto::{Dek, Kek, LinkSecret, ServerKey, WRAPPED_DEK_LEN, wrapped_key_id};
+    ///
+    /// let server_key = ServerKey::generate();
+    /// let (message_id, recipient_id) = ([7u8; 16], [8u8; 16]);
+    /// let kek = Kek::derive(&server_key, &LinkSecret::generate(), None, &message_id, &recipient_id);
+    /// let dek = Dek::generate();
+    /// let wrapped = kek.wrap(&dek, server_key.key_id(), &message_id, &recipient_id);
+    /// assert_eq!(wrapped.len(), WRAPPED_DEK_LEN);
+    /// assert_eq!(wrapped_key_id(&wrapped), Ok(server_key.key_id()));
+    /// assert_eq!(kek.unwrap(&wrapped, &message_id, &recipient_id), Ok(dek));
+    /// // Another recipient's row: refused.
+    /// assert!(kek.unwrap(&wrapped, &message_id, &[9u8; 16]).is_err());
+    /// ```
     pub fn wrap(&self, dek: &Dek, key_id: u32, message_id: &Id, recipient_id: &Id) -> Vec<u8> {
         self.wrap_with(&mut os_rng(), dek, key_id, message_id, recipient_id)
     }
 
-    /// Wrap `dek` with a nonce drawn from `rng`.
+    /// [`Kek::wrap`] with the nonce drawn from `rng` (for test vectors).
     pub fn wrap_with(
         &self,
         rng: &mut (impl CryptoRng + ?Sized),
@@ -122,6 +159,13 @@ impl Kek {
     }
 
     /// Unwrap a DEK wrapped by [`Kek::wrap`] for the same message and recipient.
+    ///
+    /// # Errors
+    ///
+    /// [`CryptoError::Malformed`] if `wrapped` is not [`WRAPPED_DEK_LEN`] bytes of format
+    /// version 1 (stored data is damaged: not a guess). [`CryptoError::CouldNotOpen`] if the tag
+    /// does not verify: a wrong link secret, passphrase, server key, message id or recipient
+    /// id, or altered bytes. The server counts that as a failed attempt.
     pub fn unwrap(
         &self,
         wrapped: &[u8],
@@ -153,7 +197,8 @@ impl Kek {
 }
 
 /// The server key id a wrapped DEK was made under, so the server can pick the key to derive
-/// the KEK with. Checks the length and version only.
+/// the KEK with. Checks the length and version only ([`CryptoError::Malformed`] otherwise);
+/// authenticity is checked by [`Kek::unwrap`].
 pub fn wrapped_key_id(wrapped: &[u8]) -> Result<u32, CryptoError> {
     if wrapped.len() != WRAPPED_DEK_LEN {
         return Err(CryptoError::Malformed("wrapped key"));

@@ -3,15 +3,95 @@
 //! This crate turns keys, secrets and plaintext into the bytes Sealpost stores, and back. It
 //! does no I/O and no async, holds no global state, and never decides policy (lockouts, expiry,
 //! who may open what): the server does that. The byte format is specified in `SPEC.md` beside
-//! this crate, with test vectors that `tests/vectors.rs` checks byte for byte.
+//! this crate, with test vectors that `tests/vectors.rs` checks byte for byte against an
+//! independent implementation (`vectors/reference.py`).
 //!
-//! Rules this crate keeps:
-//! - every secret type zeroizes on drop, redacts its `Debug`, has no `Display` or `Serialize`,
-//!   and compares in constant time;
-//! - every function that needs randomness has a `*_with` form taking a [`rand_core::CryptoRng`],
-//!   so the test vectors are deterministic; the plain form uses the operating system's generator;
-//! - opening anything fails with the single [`CryptoError::CouldNotOpen`], whatever check failed.
+//! # Rules this crate keeps
+//!
+//! - Every secret type ([`ServerKey`], [`LinkSecret`], [`Passphrase`], [`PassphraseKey`],
+//!   [`Dek`], [`Kek`]) zeroizes on drop, redacts its `Debug`, has no `Display` or `Serialize`,
+//!   and compares in constant time where it can be compared at all. Secret bytes never leave
+//!   the crate: only text forms meant for a link or a key file do ([`LinkSecret::encode`],
+//!   [`ServerKey::encode`]), as [`zeroize::Zeroizing`] strings.
+//! - Every envelope value that needs randomness (keys, secrets, salts, nonces) has a `*_with`
+//!   form taking a [`CryptoRng`], so the test vectors are deterministic; the plain form uses the
+//!   operating system's generator ([`OsRng`]).
+//! - Opening anything (unwrapping a DEK, decrypting a chunk) fails with the single
+//!   [`CryptoError::CouldNotOpen`], whatever check failed, so a caller (and an attacker probing
+//!   the server) never learns which one.
+//! - Ids ([`Id`]) are the 16 bytes of a UUID. They are not secret; they bind every key and
+//!   every chunk to one message and one recipient, so ciphertext cannot be moved between them.
+//!
+//! # What the server calls
+//!
+//! | task | items |
+//! |---|---|
+//! | the server key (key file or environment) | [`ServerKey::generate`], [`ServerKey::parse`], [`ServerKey::from_base64`], [`ServerKey::from_bytes`], [`ServerKey::encode`], [`ServerKey::key_id`] |
+//! | a recipient's link secret (`#k=…`, 22 characters) | [`LinkSecret::generate`], [`LinkSecret::parse`], [`LinkSecret::encode`], [`LinkSecret::ENCODED_LEN`] |
+//! | the sender's optional passphrase | [`Passphrase::new`], [`PassphraseSalt::generate`], [`PassphraseSalt::from_slice`], [`PassphraseKey::derive`] (Argon2id, CPU and memory heavy), [`MAX_PASSPHRASE_LEN`] |
+//! | the data key and its wrapping per recipient | [`Dek::generate`], [`Kek::derive`], [`Kek::wrap`], [`Kek::unwrap`], [`wrapped_key_id`], [`WRAPPED_DEK_LEN`] |
+//! | encrypting and decrypting a part, chunk by chunk | [`PartEncryptor`], [`PartDecryptor`], [`CHUNK_LEN`], [`SEALED_CHUNK_LEN`], [`TAG_LEN`], [`PART_HEADER_LEN`] |
+//! | staff and relay passwords | [`password::hash`], [`password::verify`] |
+//! | API bearer tokens | [`token::generate`], [`token::digest`], [`token::PREFIX`] |
+//! | SHA-256 (audit chain, code and token digests) | [`hash::sha256`], [`hash::Sha256`], [`hash::Digest`] |
+//! | randomness | [`random_bytes`], [`OsRng`], [`CryptoRng`] |
+//! | every failure | [`CryptoError`] |
+//!
+//! # One message, one recipient, end to end
+//!
+//! Submission makes a DEK, encrypts each part under it, and wraps it for each recipient under
+//! a KEK derived from the server key and that recipient's fresh link secret. The link secret
+//! goes into the notification and is then forgotten. At pickup the recipient brings the link
+//! secret back, the server derives the same KEK, unwraps the DEK and decrypts:
+//!
+//! ```
+//! use sealpost_crypto::{
+//!     CryptoError, Dek, Kek, LinkSecret, PartDecryptor, PartEncryptor, ServerKey,
+//!     wrapped_key_id,
+//! };
+//!
+//! let server_key = ServerKey::generate();
+//! let message_id = [1u8; 16];
+//! let recipient_id = [2u8; 16];
+//!
+//! // Submission: encrypt part 1 (a body), wrap the DEK for the recipient.
+//! let dek = Dek::generate();
+//! let mut encryptor = PartEncryptor::new(&dek, &message_id, 1);
+//! let part_header = encryptor.header(); // stored beside the part
+//! let mut sealed = encryptor.push(b"Hello Bob, all fine.")?;
+//! sealed.push(encryptor.finish()?);
+//!
+//! let secret = LinkSecret::generate();
+//! let kek = Kek::derive(&server_key, &secret, None, &message_id, &recipient_id);
+//! let wrapped = kek.wrap(&dek, server_key.key_id(), &message_id, &recipient_id);
+//! let link_text = secret.encode(); // only into the notification email
+//! drop((dek, kek, secret));
+//!
+//! // Pickup: the recipient's browser posts the link secret back.
+//! let secret = LinkSecret::parse(&link_text)?;
+//! assert_eq!(wrapped_key_id(&wrapped)?, server_key.key_id());
+//! let kek = Kek::derive(&server_key, &secret, None, &message_id, &recipient_id);
+//! let dek = kek.unwrap(&wrapped, &message_id, &recipient_id)?;
+//! let mut decryptor = PartDecryptor::new(&dek, &message_id, 1, &part_header)?;
+//! let mut plaintext = Vec::new();
+//! for chunk in sealed {
+//!     if let Some(piece) = decryptor.push(chunk)? {
+//!         plaintext.extend_from_slice(&piece);
+//!     }
+//! }
+//! plaintext.extend_from_slice(&decryptor.finish()?);
+//! assert_eq!(plaintext, b"Hello Bob, all fine.");
+//!
+//! // Any other link secret fails with the one indistinguishable error.
+//! let guess = Kek::derive(&server_key, &LinkSecret::generate(), None, &message_id, &recipient_id);
+//! assert_eq!(
+//!     guess.unwrap(&wrapped, &message_id, &recipient_id).err(),
+//!     Some(CryptoError::CouldNotOpen)
+//! );
+//! # Ok::<(), CryptoError>(())
+//! ```
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 pub mod code;
 mod error;

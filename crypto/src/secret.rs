@@ -89,12 +89,12 @@ redacted_debug!(ServerKey);
 const SERVER_KEY_PREFIX: &str = "sealpost-server-key-v1.";
 
 impl ServerKey {
-    /// A new random key with key id 1.
+    /// A new random key with key id 1 (what `sealpost serve` writes on first start).
     pub fn generate() -> Self {
         Self::generate_with(&mut os_rng(), 1)
     }
 
-    /// A new random key from `rng` with the given id.
+    /// A new random key from `rng` with the given id (for test vectors and key rotation).
     pub fn generate_with(rng: &mut (impl CryptoRng + ?Sized), key_id: u32) -> Self {
         Self {
             key_id,
@@ -113,6 +113,21 @@ impl ServerKey {
     /// Parse the text form written by [`ServerKey::encode`]
     /// (`sealpost-server-key-v1.<id>.<base64url>`, surrounding whitespace ignored), or a bare
     /// 32-byte key in standard or url-safe base64 (key id 1), as given in an environment variable.
+    ///
+    /// ```
+    /// use sealpost_crypto::ServerKey;
+    ///
+    /// let key = ServerKey::generate();
+    /// let text = key.encode(); // the key file's content
+    /// assert!(text.starts_with("sealpost-server-key-v1.1."));
+    /// assert_eq!(ServerKey::parse(&format!("{}\n", text.as_str()))?, key);
+    /// assert!(ServerKey::parse("sealpost-server-key-v1.1.short").is_err());
+    /// # Ok::<(), sealpost_crypto::CryptoError>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`CryptoError::Malformed`] naming the field (never its value) for any other text.
     pub fn parse(text: &str) -> Result<Self, CryptoError> {
         let text = text.trim();
         if let Some(rest) = text.strip_prefix(SERVER_KEY_PREFIX) {
@@ -146,7 +161,8 @@ impl ServerKey {
         Ok(Self { key_id: 1, bytes })
     }
 
-    /// The text form, for the key file.
+    /// The text form, for the key file (to be written with mode 0600, never to the database
+    /// or a log).
     pub fn encode(&self) -> Zeroizing<String> {
         let key = encode_b64url(self.bytes.expose());
         Zeroizing::new(format!(
@@ -187,6 +203,26 @@ impl LinkSecret {
     }
 
     /// Parse exactly 22 characters of unpadded base64url (the canonical encoding only).
+    ///
+    /// Padding, whitespace, the standard base64 alphabet and non-zero spare bits are refused,
+    /// so each secret has exactly one text form:
+    ///
+    /// ```
+    /// use sealpost_crypto::LinkSecret;
+    ///
+    /// let secret = LinkSecret::generate();
+    /// let text = secret.encode();
+    /// assert_eq!(text.len(), LinkSecret::ENCODED_LEN);
+    /// assert_eq!(LinkSecret::parse(&text)?, secret);
+    /// assert!(LinkSecret::parse(&format!("{}=", text.as_str())).is_err());
+    /// assert!(LinkSecret::parse(&format!(" {}", &text[1..])).is_err());
+    /// # Ok::<(), sealpost_crypto::CryptoError>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`CryptoError::Malformed`] for anything else. A well-formed but wrong secret parses;
+    /// it is refused later, by [`crate::Kek::unwrap`].
     pub fn parse(text: &str) -> Result<Self, CryptoError> {
         let secret = decode_b64url::<16>(text, "link secret")?;
         // 22 characters carry 132 bits; the 4 spare bits must be zero so that each secret has
@@ -197,7 +233,7 @@ impl LinkSecret {
         Ok(Self(secret))
     }
 
-    /// The text form for the link.
+    /// The text form for the link (`#k=<text>`) and the notification email.
     pub fn encode(&self) -> Zeroizing<String> {
         encode_b64url(self.0.expose())
     }
@@ -215,7 +251,8 @@ redacted_debug!(Passphrase);
 
 impl Passphrase {
     /// Wrap a passphrase typed by a person. Surrounding whitespace is kept: it is part of what
-    /// was agreed.
+    /// was agreed. Its length is checked by [`crate::PassphraseKey::derive`]
+    /// ([`crate::MAX_PASSPHRASE_LEN`]).
     pub fn new(text: String) -> Self {
         Self(text)
     }
@@ -254,7 +291,7 @@ impl PassphraseSalt {
         Self(salt)
     }
 
-    /// A salt as stored.
+    /// A salt as stored. [`CryptoError::Malformed`] unless it is 16 bytes.
     pub fn from_slice(bytes: &[u8]) -> Result<Self, CryptoError> {
         bytes
             .try_into()
@@ -269,7 +306,9 @@ impl PassphraseSalt {
 }
 
 /// The per-message data encryption key (32 random bytes). It exists in clear only for the
-/// length of one request; at rest it exists only wrapped under each recipient's KEK.
+/// length of one request; at rest it exists only wrapped under each recipient's KEK
+/// ([`crate::Kek::wrap`]). Its bytes never leave this crate: it is only ever handed to
+/// [`crate::PartEncryptor`], [`crate::PartDecryptor`] and [`crate::Kek::wrap`].
 #[derive(Clone, PartialEq, Eq)]
 pub struct Dek(SecretBytes<32>);
 redacted_debug!(Dek);

@@ -50,6 +50,26 @@ fn nonce_prefix(header: &[u8; PART_HEADER_LEN]) -> [u8; PART_HEADER_LEN - 1] {
 }
 
 /// Encrypts one part: feed plaintext in pieces of any size, collect sealed chunks in order.
+///
+/// The part key is `HKDF-SHA256(ikm = DEK, info = "sealpost/v1/part" ‖ message id ‖ part_no)`,
+/// so a part opens only as part `part_no` of its own message. Store [`PartEncryptor::header`]
+/// beside the part and the sealed chunks in the order they are returned (chunk 0, 1, …): every
+/// chunk but the last is exactly [`SEALED_CHUNK_LEN`] bytes, the last one holds the remaining
+/// 0..=[`CHUNK_LEN`] bytes of plaintext plus [`TAG_LEN`].
+///
+/// ```
+/// use sealpost_crypto::{CHUNK_LEN, Dek, PartEncryptor, SEALED_CHUNK_LEN, TAG_LEN};
+///
+/// let dek = Dek::generate();
+/// let mut encryptor = PartEncryptor::new(&dek, &[1u8; 16], 3);
+/// // A full chunk is held back until more data shows it is not the last.
+/// assert!(encryptor.push(&vec![0u8; CHUNK_LEN])?.is_empty());
+/// let sealed = encryptor.push(b"tail")?;
+/// assert_eq!(sealed.len(), 1);
+/// assert_eq!(sealed[0].len(), SEALED_CHUNK_LEN);
+/// assert_eq!(encryptor.finish()?.len(), 4 + TAG_LEN);
+/// # Ok::<(), sealpost_crypto::CryptoError>(())
+/// ```
 pub struct PartEncryptor {
     header: [u8; PART_HEADER_LEN],
     stream: EncryptorBE32<Cipher>,
@@ -72,7 +92,7 @@ impl PartEncryptor {
         Self::new_with(&mut os_rng(), dek, message_id, part_no)
     }
 
-    /// A new encryptor whose nonce prefix is drawn from `rng`.
+    /// [`PartEncryptor::new`] with the nonce prefix drawn from `rng` (for test vectors).
     pub fn new_with(
         rng: &mut (impl CryptoRng + ?Sized),
         dek: &Dek,
@@ -98,7 +118,13 @@ impl PartEncryptor {
         self.header
     }
 
-    /// Add plaintext; returns the chunks sealed by it (possibly none), in order.
+    /// Add plaintext; returns the chunks sealed by it (possibly none), in order. At most one
+    /// chunk of plaintext is held in memory, however large the part.
+    ///
+    /// # Errors
+    ///
+    /// [`CryptoError::Limit`] once the part would need more than 2^32 - 1 chunks (about
+    /// 256 TiB). The encryptor must not be used after an error.
     pub fn push(&mut self, mut data: &[u8]) -> Result<Vec<Vec<u8>>, CryptoError> {
         let mut sealed = Vec::new();
         while !data.is_empty() {
@@ -120,6 +146,12 @@ impl PartEncryptor {
     }
 
     /// Seal what remains as the last chunk (an empty part yields one chunk holding only a tag).
+    /// The last chunk is sealed with STREAM's last-chunk flag, so a reader can tell a complete
+    /// part from a truncated one.
+    ///
+    /// # Errors
+    ///
+    /// [`CryptoError::Limit`], as for [`PartEncryptor::push`].
     pub fn finish(mut self) -> Result<Vec<u8>, CryptoError> {
         let mut chunk = core::mem::take(&mut *self.pending);
         self.stream
@@ -133,7 +165,12 @@ impl PartEncryptor {
 /// chunk before it, and [`PartDecryptor::finish`] checks and yields the last.
 ///
 /// Holding one chunk back is what makes a dropped last chunk detectable without the caller
-/// having to say which chunk is last.
+/// having to say which chunk is last. Plaintext handed out by [`PartDecryptor::push`] is
+/// authentic but the part is known to be complete only once [`PartDecryptor::finish`]
+/// succeeds: a streaming reader (an attachment download) must treat an error at the end as a
+/// failed transfer, not as a short file.
+///
+/// After any error the decryptor stays failed: every later call returns an error.
 ///
 /// Plaintext is returned as a plain `Vec<u8>`: it is message content on its way to the
 /// recipient, not key material, and wiping every 64 KiB chunk on drop would cost about as
@@ -155,6 +192,12 @@ impl core::fmt::Debug for PartDecryptor {
 
 impl PartDecryptor {
     /// A decryptor for part `part_no` of message `message_id`, given the stored part header.
+    ///
+    /// # Errors
+    ///
+    /// [`CryptoError::Malformed`] if `header` is not [`PART_HEADER_LEN`] bytes of format
+    /// version 1. A wrong DEK, message id or part number is not detected here but by the
+    /// first chunk.
     pub fn new(
         dek: &Dek,
         message_id: &Id,
@@ -179,6 +222,12 @@ impl PartDecryptor {
     }
 
     /// Give the next sealed chunk; returns the plaintext of the previous one, if any.
+    ///
+    /// # Errors
+    ///
+    /// [`CryptoError::CouldNotOpen`] if a chunk has an impossible length or the previous chunk
+    /// does not authenticate (wrong key, altered, reordered, from another part or message, or
+    /// short but not last); [`CryptoError::State`] after an earlier error.
     pub fn push(&mut self, sealed: impl Into<Vec<u8>>) -> Result<Option<Vec<u8>>, CryptoError> {
         let sealed = sealed.into();
         if sealed.len() < TAG_LEN || sealed.len() > SEALED_CHUNK_LEN {
@@ -209,8 +258,13 @@ impl PartDecryptor {
         Ok(Some(previous))
     }
 
-    /// Check the last chunk and return its plaintext. Fails if no chunk was given, or if the
-    /// chunk given last was not sealed as the last one (the stream was truncated).
+    /// Check the last chunk and return its plaintext.
+    ///
+    /// # Errors
+    ///
+    /// [`CryptoError::CouldNotOpen`] if no chunk was given, or if the chunk given last does
+    /// not authenticate as the last one (the stream was truncated or altered);
+    /// [`CryptoError::State`] after an earlier error.
     pub fn finish(mut self) -> Result<Vec<u8>, CryptoError> {
         let stream = self
             .stream

@@ -16,7 +16,8 @@ pub fn generate() -> Zeroizing<String> {
     out
 }
 
-/// The digest under which a token is stored and looked up.
+/// The digest under which a token is stored and looked up: SHA-256 of its text. Tokens carry
+/// 256 random bits, so an unsalted fast hash is enough; the token itself is never stored.
 pub fn digest(token: &str) -> [u8; 32] {
     crate::hash::sha256(token.as_bytes())
 }

@@ -49,7 +49,7 @@ pub fn server_config(cert: &Path, key: &Path, alpn: &[&[u8]]) -> anyhow::Result<
 }
 
 /// Serve `router` over HTTPS on `listener` until `shutdown` resolves, then let in-flight
-/// requests finish (at most [`DRAIN_TIMEOUT`]). Each request sees the peer address as
+/// requests finish (at most 30 s). Each request sees the peer address as
 /// `ConnectInfo<SocketAddr>`, as with plain HTTP.
 pub async fn serve_https(
     listener: TcpListener,

@@ -6,6 +6,106 @@
 //! `sealpost_crypto` for every cryptographic step and `store::messages` for every row. It must
 //! never write plaintext content or a secret anywhere but into the encryptor or the outbound
 //! notification, and it must never acknowledge a message that is not durably committed.
+//!
+//! # The contract with the web and SMTP layers
+//!
+//! Callers parse their input, call **one** function of this module, and render the result.
+//! They run no SQL and no cryptography of their own, and they never inspect a database error:
+//! every failure arrives as a [`SubmitError`] or a [`PickupError`], whose HTTP status is chosen
+//! in one place (`crate::web::error`) and whose SMTP reply is chosen by `crate::smtp`.
+//!
+//! Every call that may write an audit event takes a [`RequestCtx`]: the client's IP and user
+//! agent, and the actor the event is recorded under. The actors in use are:
+//!
+//! | actor | who | set by |
+//! |---|---|---|
+//! | `anonymous` | any web visitor not yet known, and SMTP clients refused before AUTH | the `RequestCtx` extractor in `crate::web::security`; `crate::smtp::policy` |
+//! | `recipient:<recipient id>` | a recipient whose session holds a verified one-time code; always the actor of `verified`, `opened` and `attachment_downloaded` | `crate::web::pickup`, and [`verify_code`], [`open`], [`open_attachment`] themselves |
+//! | `token:<user email>` | a sender calling the JSON API with a bearer token | `crate::web::api::auth` |
+//! | `relay:<relay name>` | an MTA that authenticated with relay credentials | `crate::smtp::session` |
+//! | `smtp:allowed-network` | an MTA submitting without AUTH from `smtp_allowed_networks` | `crate::smtp::session` |
+//! | `cli`, `system` | the command line, and the background jobs | `crate::audit::actor` |
+//!
+//! (`user:<user id>` is reserved in `crate::audit::actor` for signed-in staff; no staff
+//! sign-in exists yet.)
+//!
+//! ## Submitting: [`Draft`]
+//!
+//! ```text
+//! let mut draft = Draft::begin(&app, sender, Source::Api);       // configured Limits
+//! // or Draft::begin_with_limits(&app, sender, Source::Smtp, limits) where the source keeps an
+//! // archival copy (SMTP stores the original message as one more attachment, original.eml)
+//! draft.add_part(PartKind::Text, None, "text/plain; charset=utf-8".into(), &bytes).await?;
+//! let mut part = draft.start_part(PartKind::Attachment, Some(name), content_type).await?;
+//! part.write(&piece).await?;  /* as often as pieces arrive */  part.finish().await?;
+//! let submitted: Submitted = draft.commit(new_message, &ctx).await?;
+//! // on a failure of the caller's own before commit: draft.abort().await
+//! ```
+//!
+//! - [`Draft::begin`] writes nothing. Parts are encrypted as they arrive and written in
+//!   batches of about 1 MiB while the message is in state `receiving`, invisible to every
+//!   reader; the message row itself is written with the first batch.
+//! - At most one text and one HTML body, and at most `max_attachments` attachments; the whole
+//!   message at most `max_bytes` ([`Limits`]). A file name given by a client goes through
+//!   [`clean_file_name`], the one cleaner for every source.
+//! - [`Draft::commit`] takes the [`NewMessage`] (recipients as parsed [`EmailAddress`]es,
+//!   subject, optional passphrase, optional expiry in days), seals the header block (part 0:
+//!   subject, display name, file names), wraps the DEK for each recipient under a fresh link
+//!   secret, commits, hands every notification to the outbound relay, and only then makes the
+//!   message `ready` and audits `message_submitted` and one `notification_sent` per recipient,
+//!   in one transaction. It returns [`Submitted`] (each recipient `notified`) only after all
+//!   of that is durable (invariant 3); the link secrets are wiped as it returns.
+//! - Any error, from any step, leaves nothing: [`Draft::commit`] deletes what was written and
+//!   audits `submit_rejected`; [`Draft::abort`], or dropping the draft, deletes it too; and a
+//!   process that dies mid-upload leaves a `receiving` message that [`cleanup_stale`] removes
+//!   (at start-up, and periodically after [`STALE_AFTER_MS`]).
+//! - [`SubmitError::Invalid`] and [`SubmitError::TooLarge`] are the client's fault and final;
+//!   [`SubmitError::Unavailable`] (a notification the outbound relay did not take) is
+//!   temporary: nothing was kept and the client should retry.
+//!
+//! ## The sender's side: [`sender_view`], [`revoke`]
+//!
+//! Both take the sender's user id and see only that sender's own messages; anyone else's
+//! message is [`PickupError::NotFound`], the same as one that does not exist. [`SenderView`]
+//! lists each recipient's notification and open times, open count and whether it is locked
+//! (times as RFC 3339 strings). [`revoke`] stops the message opening at once and shreds its
+//! keys and ciphertext in the same transaction (audited `revoked`, then `purged`); revoking
+//! twice is not an error.
+//!
+//! ## Pickup: [`landing`], [`request_code`], [`verify_code`], [`open`], [`open_attachment`]
+//!
+//! All take the pickup id from the link. An unknown or malformed id is
+//! [`PickupError::NotFound`]; a revoked message [`PickupError::Revoked`]; an expired or
+//! shredded one [`PickupError::Expired`]; a locked recipient [`PickupError::Locked`]. These
+//! checks come first, in that order, for every call.
+//!
+//! - [`landing`] reads only: no write, no audit event, no attempt counted, so link scanners
+//!   may fetch the page freely (invariant 4). [`Landing`] holds the sender's address, the
+//!   masked recipient (`j***@example.org`), the expiry, and whether a passphrase is needed.
+//! - [`request_code`] emails a fresh 6-digit code, valid for 10 minutes, at most 5 per
+//!   recipient per hour ([`PickupError::TooManyRequests`] beyond that), and audits
+//!   `code_sent` or `code_failed`.
+//! - [`verify_code`] checks the newest code; [`Verified`] names the recipient, whom the caller
+//!   then keeps in its session. A wrong code is [`PickupError::WrongCode`] and counts toward
+//!   the recipient's lockout; a used, expired or exhausted code (5 wrong entries) is
+//!   [`PickupError::CodeExpired`].
+//! - [`open`] and [`open_attachment`] take the link secret and, when the sender set one, the
+//!   passphrase, plus the verified recipient id from the session. Without a passphrase the
+//!   verified code is required ([`PickupError::NotVerified`] otherwise); with a passphrase it
+//!   takes the code's place ([`PickupError::PassphraseRequired`] if it is missing). A wrong
+//!   link secret or passphrase is [`PickupError::WrongSecret`] and counts toward the lockout.
+//!   [`Opened`] carries the subject, sender, times, bodies and the attachment list; its
+//!   `html` is raw and must be sanitised before it is shown. [`open_attachment`] audits the
+//!   download and returns the attachment's [`AttachmentInfo`] with a stream that decrypts one
+//!   chunk at a time; an error in the stream means the download failed and must not be
+//!   presented as a complete file.
+//! - Every counted failure is audited with its reason and the failure count, and the one
+//!   that reaches `lockout_threshold` also audits `locked`. The `remaining` field of
+//!   [`PickupError::WrongSecret`] and [`PickupError::WrongCode`] says how many attempts are
+//!   left. A locked recipient stays locked: no unlock exists yet.
+//!
+//! Link secrets, passphrases and codes arrive as arguments and live only for the call; they
+//! are never stored, logged, audited or put into an error (invariant 2).
 
 mod address;
 mod commit;

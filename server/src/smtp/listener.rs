@@ -60,7 +60,7 @@ impl SmtpServer {
     }
 
     /// Accept connections on `listener` until `shutdown` resolves, then let sessions finish
-    /// (at most [`DRAIN_TIMEOUT`]). `implicit_tls`: TLS from the first byte (port 465 style).
+    /// (at most 120 s). `implicit_tls`: TLS from the first byte (port 465 style).
     pub async fn serve(
         &self,
         listener: TcpListener,

@@ -1,7 +1,7 @@
 //! The store: every SQL statement Sealpost runs lives under this module.
 //!
 //! [`Store`] wraps a SQLite pool configured for durability (WAL, group commit: every write
-//! transaction is synced to disk before its `commit` returns, see [`durable`]; foreign keys on,
+//! transaction is synced to disk before its `commit` returns, see `durable.rs`; foreign keys on,
 //! 5 s busy timeout). Repository functions (in [`users`], [`tokens`], [`audit`], …)
 //! take a `&mut SqliteConnection`, so a caller can run several of them in one transaction:
 //!

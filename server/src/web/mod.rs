@@ -2,8 +2,9 @@
 //!
 //! Handlers stay thin: parse the request, call one domain function, render. They never run
 //! SQL (that is [`crate::store`]) or cryptography (that is `sealpost-crypto`), and they return
-//! [`AppError`] for every failure. Routers for `api/`, `pickup/`, `staff/` and `admin/` are
-//! merged in [`router`].
+//! [`AppError`] for every failure. The routers of `api/` and `pickup/`, the OpenAPI
+//! description and the static files are merged in [`router`] (staff and admin pages are
+//! planned, not built).
 //!
 //! GET handlers must not change state (invariant 4): link scanners fetch them.
 
