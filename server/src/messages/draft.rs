@@ -30,7 +30,9 @@ pub struct Sender {
     pub display_name: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// How a message arrived; stored, and named in audit events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::IntoStaticStr)]
+#[strum(serialize_all = "lowercase")]
 pub enum Source {
     Api,
     Smtp,
@@ -39,11 +41,7 @@ pub enum Source {
 
 impl Source {
     pub(super) fn as_str(self) -> &'static str {
-        match self {
-            Self::Api => "api",
-            Self::Smtp => "smtp",
-            Self::Web => "web",
-        }
+        self.into()
     }
 }
 
