@@ -332,7 +332,6 @@ pub fn check_staff_email(email: &str) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::RawConfig;
 
     /// Passwords are 24 letters and digits (never a leading `-`), and do not repeat.
     #[test]
@@ -359,11 +358,7 @@ mod tests {
     }
 
     fn config_in(dir: &Path) -> Config {
-        let raw = RawConfig {
-            data_dir: Some(dir.join("data")),
-            ..RawConfig::default()
-        };
-        match Config::from_raw(raw) {
+        match Config::builder().set("data_dir", dir.join("data")).build() {
             Ok(c) => c,
             Err(e) => panic!("{e}"),
         }
@@ -416,11 +411,10 @@ mod tests {
 
     #[test]
     fn bad_server_key_env_is_rejected_without_echo() {
-        let raw = RawConfig {
-            server_key: Some("not-a-key-hunter2".to_owned().into()),
-            ..RawConfig::default()
-        };
-        let config = match Config::from_raw(raw) {
+        let config = match Config::builder()
+            .set("server_key", "not-a-key-hunter2")
+            .build()
+        {
             Ok(c) => c,
             Err(e) => panic!("{e}"),
         };
