@@ -104,8 +104,9 @@ pub(super) fn check(
         })?;
         if addr.ip().is_unspecified() {
             warnings.push(format!(
-                "base_url is not set and http_addr {addr} is every address of this host, so \
-                 links in mail read {}: set base_url (SEALPOST_BASE_URL) to the URL people use",
+                "base_url is not set and http_addr {addr} takes connections on every address, \
+                 so links in mail would read {}: set base_url (SEALPOST_BASE_URL) to the public \
+                 URL",
                 config.base_url
             ));
         }
