@@ -7,9 +7,9 @@
 //! and an empty value counts as unset.
 //!
 //! [`Config`] is where a setting is declared: its field, with the doc comment that is also its
-//! row in `docs/CONFIG.md` ([`docs`]) and its default beside it. A setting's checks live in its
-//! section's module ([`storage`], [`http`], [`limits`], [`smtp`]); values are extracted once and
-//! checked once, and an error names the setting and where it was set ([`error`]). Unknown TOML
+//! row in `docs/CONFIG.md` (`docs.rs`) and its default beside it. A setting's checks live in its
+//! section's module (`storage.rs`, `http.rs`, `limits.rs`, `smtp.rs`); values are extracted once
+//! and checked once, and an error names the setting and where it was set (`error.rs`). Unknown TOML
 //! keys and unknown `SEALPOST_*` variables are returned as warnings (logged once logging is up).
 //!
 //! Secrets (`server_key`, the outbound relay password, the database URL which may carry a
@@ -33,7 +33,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 use documented::DocumentedFields;
-use figment::{Figment, Provider};
+use figment::Figment;
 use ipnet::IpNet;
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
@@ -275,12 +275,6 @@ impl ConfigBuilder {
             self.unknown.get_or_insert_with(|| key.to_owned());
         }
         self.figment = self.figment.merge((key, value));
-        self
-    }
-
-    /// Lay another figment provider over the settings so far.
-    pub fn merge(mut self, provider: impl Provider) -> Self {
-        self.figment = self.figment.merge(provider);
         self
     }
 

@@ -107,10 +107,10 @@ impl Environment {
             let Some(suffix) = name.strip_prefix(ENV_PREFIX) else {
                 continue;
             };
-            let key = suffix.to_ascii_lowercase();
             if name == CONFIG_ENV {
                 continue;
             }
+            let key = suffix.to_ascii_lowercase();
             if !Config::keys().contains(&key.as_str()) || env_name(&key) != name {
                 unknown.push(name);
                 continue;

@@ -123,7 +123,7 @@ mod tests {
     use crate::config::BaseUrl;
 
     /// `scheme://host[:port]` of the base URL, as browsers send it in `Origin`.
-    fn base_origin(base_url: &str) -> Result<String, Box<dyn std::error::Error>> {
+    fn origin_of(base_url: &str) -> Result<String, Box<dyn std::error::Error>> {
         Ok(BaseUrl::parse(base_url)?
             .url()
             .origin()
@@ -133,11 +133,11 @@ mod tests {
     #[test]
     fn origin_of_base_url() -> Result<(), Box<dyn std::error::Error>> {
         assert_eq!(
-            base_origin("https://mail.example.org")?,
+            origin_of("https://mail.example.org")?,
             "https://mail.example.org"
         );
         assert_eq!(
-            base_origin("https://example.org:8443/sealpost")?,
+            origin_of("https://example.org:8443/sealpost")?,
             "https://example.org:8443"
         );
         Ok(())

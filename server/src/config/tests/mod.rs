@@ -136,6 +136,7 @@ fn env_list_and_secret() -> Result<(), ConfigError> {
                 "smtps://mailer:p%40ss@relay.example:465",
             ),
             ("SEALPOST_SERVER_KEY", "c2VjcmV0"),
+            ("SEALPOST_DATABASE_URL", "sqlite://u:dbpass@localhost/x.db"),
         ],
     )?;
     assert_eq!(c.trusted_proxies.len(), 2);
@@ -161,6 +162,7 @@ fn env_list_and_secret() -> Result<(), ConfigError> {
     let serialized = format!("{:?}", figment::value::Value::serialize(&c));
     assert!(!serialized.contains("p@ss") && !serialized.contains("p%40ss"));
     assert!(!serialized.contains("c2VjcmV0"), "server key serialized");
+    assert!(!debug.contains("dbpass") && !serialized.contains("dbpass"));
     Ok(())
 }
 
