@@ -313,15 +313,65 @@ pub fn check_staff_email(email: &str) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::RawConfig;
+
+    fn config_in(dir: &Path) -> Config {
+        match Config::builder().set("data_dir", dir.join("data")).build() {
+            Ok(c) => c,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn first_run_creates_dir_key_db_and_admin_once() -> anyhow::Result<()> {
+        let tmp = tempfile::tempdir()?;
+        let config = config_in(tmp.path());
+        let app = App::open(config.clone()).await?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let dir_mode = std::fs::metadata(&config.data_dir)?.permissions().mode() & 0o777;
+            assert_eq!(dir_mode, 0o700);
+            let key_mode = std::fs::metadata(&config.server_key_file)?
+                .permissions()
+                .mode()
+                & 0o777;
+            assert_eq!(key_mode, 0o600);
+            let db_mode = std::fs::metadata(config.data_dir.join("sealpost.db"))?
+                .permissions()
+                .mode()
+                & 0o777;
+            assert_eq!(db_mode, 0o600);
+        }
+        let admin = ensure_first_admin(app.store()).await?;
+        let admin = admin.ok_or_else(|| anyhow::anyhow!("no admin created"))?;
+        assert_eq!(admin.email, FIRST_ADMIN_EMAIL);
+        assert!(ensure_first_admin(app.store()).await?.is_none());
+
+        let mut conn = app.store().acquire().await?;
+        let user = users::find_by_email(&mut conn, FIRST_ADMIN_EMAIL)
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("admin missing"))?;
+        assert!(sealpost_crypto::password::verify(
+            &admin.password,
+            &user.password_hash
+        ));
+        drop(conn);
+        let key_id = app.state().server_key.key_id();
+        app.store().close().await;
+
+        // Reopening reads the same key back.
+        let again = App::open(config).await?;
+        assert_eq!(again.state().server_key.key_id(), key_id);
+        assert!(audit::verify(again.store()).await?.ok());
+        Ok(())
+    }
 
     #[test]
     fn bad_server_key_env_is_rejected_without_echo() {
-        let raw = RawConfig {
-            server_key: Some("not-a-key-hunter2".to_owned().into()),
-            ..RawConfig::default()
-        };
-        let config = match Config::from_raw(raw) {
+        let config = match Config::builder()
+            .set("server_key", "not-a-key-hunter2")
+            .build()
+        {
             Ok(c) => c,
             Err(e) => panic!("{e}"),
         };

@@ -170,17 +170,8 @@ fn human_date(t: OffsetDateTime) -> String {
 impl Mailer {
     /// The mailer the configuration names. The sender address is `sealpost@<base_url host>`.
     pub fn from_config(config: &Config) -> Result<Self, NotifyError> {
-        let host = config
-            .base_url
-            .split_once("://")
-            .map(|(_, rest)| rest.split(['/', ':']).next().unwrap_or("localhost"))
-            .filter(|h| !h.is_empty() && !h.starts_with('['))
-            .unwrap_or("localhost");
-        let host = if host.parse::<std::net::IpAddr>().is_ok() {
-            "localhost"
-        } else {
-            host
-        };
+        // An IP address is no mail domain.
+        let host = config.base_url.url().domain().unwrap_or("localhost");
         let from = format!("Sealpost <sealpost@{host}>");
         Self::new(&config.outbound, &config.outbox_dir(), &from)
     }

@@ -256,3 +256,22 @@ async fn a_hostile_sender_name_cannot_add_headers() {
         "{headers}"
     );
 }
+
+#[test]
+fn sender_domain_is_the_base_url_host() {
+    for (base_url, address) in [
+        (
+            "https://Pickup.Example.org:8443/sealpost",
+            "sealpost@pickup.example.org",
+        ),
+        ("http://127.0.0.1:8080", "sealpost@localhost"),
+        ("https://[::1]:8443", "sealpost@localhost"),
+    ] {
+        let config = Config::builder()
+            .set("base_url", base_url)
+            .build()
+            .expect("config");
+        let mailer = Mailer::from_config(&config).expect("mailer");
+        assert_eq!(mailer.0.from.email.to_string(), address, "{base_url}");
+    }
+}

@@ -263,7 +263,7 @@ mod tests {
 
     use super::*;
     use crate::app::App;
-    use crate::config::{Config, RawConfig};
+    use crate::config::Config;
 
     async fn reply_line(stream: &mut BufReader<TcpStream>) -> Result<String, Box<dyn StdError>> {
         let mut line = String::new();
@@ -276,11 +276,10 @@ mod tests {
     #[tokio::test]
     async fn per_ip_cap_and_graceful_shutdown() -> Result<(), Box<dyn StdError>> {
         let dir = tempfile::tempdir()?;
-        let config = Config::from_raw(RawConfig {
-            data_dir: Some(dir.path().join("data")),
-            smtp_max_sessions_per_ip: Some(1),
-            ..RawConfig::default()
-        })?;
+        let config = Config::builder()
+            .set("data_dir", dir.path().join("data"))
+            .set("smtp_max_sessions_per_ip", 1)
+            .build()?;
         let app = App::open(config).await?;
         let state = app.state().clone();
         let listener = TcpListener::bind("127.0.0.1:0").await?;

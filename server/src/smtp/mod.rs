@@ -67,28 +67,14 @@ impl Limits {
             max_recipients: config.max_recipients as usize,
             command_timeout: COMMAND_TIMEOUT,
             max_bad_commands: MAX_BAD_COMMANDS,
-            hostname: hostname_of(&config.base_url),
+            // The base URL's host, an IPv6 address without brackets.
+            hostname: match config.base_url.url().host() {
+                Some(url::Host::Ipv6(ip)) => ip.to_string(),
+                Some(host) => host.to_string(),
+                None => "localhost".to_owned(),
+            },
             data_memory_bytes: config.smtp_data_memory_bytes,
         }
-    }
-}
-
-/// The host part of the base URL (`https://host:port/path` → `host`).
-fn hostname_of(base_url: &str) -> String {
-    let rest = base_url
-        .strip_prefix("https://")
-        .or_else(|| base_url.strip_prefix("http://"))
-        .unwrap_or(base_url);
-    let authority = rest.split('/').next().unwrap_or_default();
-    let host = if let Some(v6) = authority.strip_prefix('[') {
-        v6.split(']').next().unwrap_or_default()
-    } else {
-        authority.split(':').next().unwrap_or_default()
-    };
-    if host.is_empty() {
-        "localhost".to_owned()
-    } else {
-        host.to_owned()
     }
 }
 
@@ -198,16 +184,24 @@ impl SmtpContext {
 
 #[cfg(test)]
 mod tests {
-    use super::hostname_of;
+    use super::Limits;
+    use crate::config::{Config, ConfigError};
+
+    fn hostname_of(base_url: &str) -> Result<String, ConfigError> {
+        let config = Config::builder().set("base_url", base_url).build()?;
+        Ok(Limits::from_config(&config).hostname)
+    }
 
     #[test]
-    fn hostname_from_base_url() {
+    fn hostname_from_base_url() -> Result<(), ConfigError> {
         assert_eq!(
-            hostname_of("https://pickup.example.org"),
+            hostname_of("https://pickup.example.org")?,
             "pickup.example.org"
         );
-        assert_eq!(hostname_of("http://127.0.0.1:8080/x"), "127.0.0.1");
-        assert_eq!(hostname_of("https://[::1]:8443"), "::1");
-        assert_eq!(hostname_of("https://"), "localhost");
+        assert_eq!(hostname_of("http://127.0.0.1:8080/x")?, "127.0.0.1");
+        assert_eq!(hostname_of("https://[::1]:8443")?, "::1");
+        // A base URL without a host is refused, so there is always one.
+        assert!(hostname_of("https://").is_err());
+        Ok(())
     }
 }

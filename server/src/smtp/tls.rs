@@ -145,15 +145,11 @@ fn write_new(path: &Path, bytes: &[u8], mode: u32) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::RawConfig;
 
     #[test]
     fn self_signed_is_generated_once_with_a_private_key() -> anyhow::Result<()> {
         let dir = tempfile::tempdir()?;
-        let config = Config::from_raw(RawConfig {
-            data_dir: Some(dir.path().to_owned()),
-            ..RawConfig::default()
-        })?;
+        let config = Config::builder().set("data_dir", dir.path()).build()?;
         let (_, first) = acceptor(&config)?;
         let (_, again) = acceptor(&config)?;
         assert_eq!(first, again, "the certificate is reused, not regenerated");

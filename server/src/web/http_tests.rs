@@ -11,7 +11,7 @@ use tower::ServiceExt;
 
 use crate::app::App;
 use crate::audit;
-use crate::config::{Config, RawConfig};
+use crate::config::{Config, ConfigBuilder};
 use crate::store::tokens;
 use crate::store::users::{self, Role};
 
@@ -29,22 +29,16 @@ struct TestApp {
 
 /// A migrated instance in a temp dir with one sender holding an API token.
 async fn test_app(max_message_bytes: u64) -> Result<TestApp, Box<dyn StdError>> {
-    test_app_with(RawConfig {
-        max_message_bytes: Some(max_message_bytes),
-        ..RawConfig::default()
-    })
-    .await
+    test_app_with(Config::builder().set("max_message_bytes", max_message_bytes)).await
 }
 
-async fn test_app_with(raw: RawConfig) -> Result<TestApp, Box<dyn StdError>> {
+async fn test_app_with(settings: ConfigBuilder) -> Result<TestApp, Box<dyn StdError>> {
     let dir = tempfile::tempdir()?;
-    let raw = RawConfig {
-        data_dir: Some(dir.path().join("data")),
-        max_recipients: Some(3),
-        max_attachments: Some(2),
-        ..raw
-    };
-    let config = Config::from_raw(raw)?;
+    let config = settings
+        .set("data_dir", dir.path().join("data"))
+        .set("max_recipients", 3)
+        .set("max_attachments", 2)
+        .build()?;
     let app = App::open(config.clone()).await?;
     let token = sealpost_crypto::token::generate().to_string();
     {
@@ -693,11 +687,7 @@ async fn multipart_submission_streams_attachments() -> TestResult {
 
 #[tokio::test]
 async fn passphrase_message_opens_without_code_and_locks_after_failures() -> TestResult {
-    let t = test_app_with(RawConfig {
-        lockout_threshold: Some(3),
-        ..RawConfig::default()
-    })
-    .await?;
+    let t = test_app_with(Config::builder().set("lockout_threshold", 3)).await?;
     let body = serde_json::json!({
         "to": ["client@example.org"],
         "subject": "Contract",
@@ -855,11 +845,8 @@ async fn relay_failure_gives_503_and_keeps_nothing() -> TestResult {
         .await?
         .local_addr()?
         .port();
-    let t = test_app_with(RawConfig {
-        outbound: Some(format!("smtp://127.0.0.1:{closed}").into()),
-        ..RawConfig::default()
-    })
-    .await?;
+    let t = test_app_with(Config::builder().set("outbound", format!("smtp://127.0.0.1:{closed}")))
+        .await?;
     let body = serde_json::json!({
         "to": ["bob@example.org"], "subject": "s", "text": "t",
         "attachments": [{"filename": "a.bin", "content_type": "application/octet-stream",

@@ -151,16 +151,13 @@ mod tests {
     use axum::http::HeaderValue;
 
     use super::*;
-    use crate::config::RawConfig;
 
     fn config(proxies: &[&str], tls: bool) -> Config {
-        let raw = RawConfig {
-            trusted_proxies: Some(proxies.iter().map(|s| (*s).to_owned()).collect()),
-            tls_cert: tls.then(|| "/c.pem".into()),
-            tls_key: tls.then(|| "/k.pem".into()),
-            ..RawConfig::default()
-        };
-        match Config::from_raw(raw) {
+        let config = Config::builder()
+            .set("trusted_proxies", proxies)
+            .set("tls_cert", tls.then_some("/c.pem"))
+            .set("tls_key", tls.then_some("/k.pem"));
+        match config.build() {
             Ok(c) => c,
             Err(e) => panic!("{e}"),
         }

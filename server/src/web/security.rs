@@ -17,6 +17,7 @@ use axum::http::request::Parts;
 use axum::http::{HeaderValue, Method, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use url::Url;
 
 use super::{AppError, AppState, client_ip};
 use crate::audit::actor;
@@ -55,18 +56,9 @@ pub async fn headers(State(state): State<AppState>, request: Request, next: Next
     response
 }
 
-/// `scheme://host[:port]` of the configured base URL, as browsers send it in `Origin`.
-pub fn base_origin(base_url: &str) -> &str {
-    let after_scheme = base_url.find("://").map_or(0, |i| i + 3);
-    match base_url[after_scheme..].find('/') {
-        Some(slash) => &base_url[..after_scheme + slash],
-        None => base_url,
-    }
-}
-
 /// Whether a state-changing request may proceed: `Origin` (when sent) equals our origin, else
 /// `Sec-Fetch-Site` (when sent) is `same-origin` or `none` (typed into the address bar).
-pub fn same_origin(headers: &axum::http::HeaderMap, base_url: &str) -> bool {
+pub fn same_origin(headers: &axum::http::HeaderMap, base_url: &Url) -> bool {
     // Sec-Fetch-Site comes first: browsers set it themselves and page script cannot, and it
     // stays meaningful where a referrer policy makes the browser send `Origin: null`.
     if let Some(site) = headers.get("sec-fetch-site") {
@@ -75,7 +67,7 @@ pub fn same_origin(headers: &axum::http::HeaderMap, base_url: &str) -> bool {
     if let Some(origin) = headers.get(header::ORIGIN) {
         return origin
             .to_str()
-            .is_ok_and(|o| o.eq_ignore_ascii_case(base_origin(base_url)));
+            .is_ok_and(|o| o.eq_ignore_ascii_case(&base_url.origin().ascii_serialization()));
     }
     // Neither header: not a current browser's cross-site form post (those send Origin).
     true
@@ -89,7 +81,7 @@ pub async fn csrf(State(state): State<AppState>, request: Request, next: Next) -
     );
     let path = request.uri().path();
     let exempt = path.starts_with("/api/") || path == "/api";
-    if safe || exempt || same_origin(request.headers(), &state.config.base_url) {
+    if safe || exempt || same_origin(request.headers(), state.config.base_url.url()) {
         return next.run(request).await;
     }
     tracing::info!(path, "refused a cross-site form post");
@@ -128,22 +120,33 @@ mod tests {
     use axum::http::HeaderMap;
 
     use super::*;
+    use crate::config::BaseUrl;
+
+    /// `scheme://host[:port]` of the base URL, as browsers send it in `Origin`.
+    fn origin_of(base_url: &str) -> Result<String, Box<dyn std::error::Error>> {
+        Ok(BaseUrl::parse(base_url)?
+            .url()
+            .origin()
+            .ascii_serialization())
+    }
 
     #[test]
-    fn origin_of_base_url() {
+    fn origin_of_base_url() -> Result<(), Box<dyn std::error::Error>> {
         assert_eq!(
-            base_origin("https://mail.example.org"),
+            origin_of("https://mail.example.org")?,
             "https://mail.example.org"
         );
         assert_eq!(
-            base_origin("https://example.org:8443/sealpost"),
+            origin_of("https://example.org:8443/sealpost")?,
             "https://example.org:8443"
         );
+        Ok(())
     }
 
     #[test]
     fn cross_site_posts_are_refused() -> Result<(), Box<dyn std::error::Error>> {
-        let base = "https://sealpost.example.org/pickup";
+        let base = BaseUrl::parse("https://sealpost.example.org/pickup")?;
+        let base = base.url();
         let mut h = HeaderMap::new();
         assert!(same_origin(&h, base));
         h.insert(header::ORIGIN, "https://sealpost.example.org".parse()?);

@@ -12,7 +12,7 @@ use tokio::task::JoinHandle;
 
 use super::{Outcome, Session, State};
 use crate::app::{App, AppState};
-use crate::config::{Config, RawConfig};
+use crate::config::{Config, ConfigBuilder};
 use crate::smtp::{DataBudget, Limits, SmtpContext};
 use crate::store::relays;
 
@@ -31,18 +31,16 @@ struct Env {
 }
 
 async fn env() -> Result<Env, Box<dyn StdError>> {
-    env_with(RawConfig::default()).await
+    env_with(Config::builder()).await
 }
 
-async fn env_with(raw: RawConfig) -> Result<Env, Box<dyn StdError>> {
+async fn env_with(settings: ConfigBuilder) -> Result<Env, Box<dyn StdError>> {
     let dir = tempfile::tempdir()?;
-    let raw = RawConfig {
-        data_dir: Some(dir.path().join("data")),
-        max_message_bytes: Some(MAX_BYTES),
-        max_recipients: Some(MAX_RCPTS),
-        ..raw
-    };
-    let config = Config::from_raw(raw)?;
+    let config = settings
+        .set("data_dir", dir.path().join("data"))
+        .set("max_message_bytes", MAX_BYTES)
+        .set("max_recipients", MAX_RCPTS)
+        .build()?;
     let app = App::open(config.clone()).await?;
     let hash = sealpost_crypto::password::hash(PASSWORD)?;
     {
@@ -567,11 +565,11 @@ async fn idle_sessions_time_out_with_421() -> TestResult {
 
 #[tokio::test]
 async fn allowed_networks_and_sender_domains() -> TestResult {
-    let env = env_with(RawConfig {
-        smtp_allowed_networks: Some(vec!["10.0.0.0/8".into()]),
-        smtp_allowed_sender_domains: Some(vec!["clinic.example".into()]),
-        ..RawConfig::default()
-    })
+    let env = env_with(
+        Config::builder()
+            .set("smtp_allowed_networks", ["10.0.0.0/8"])
+            .set("smtp_allowed_sender_domains", ["clinic.example"]),
+    )
     .await?;
     let mut c = Client::start(&env.ctx, "10.1.2.3", true).await?;
     c.cmd("EHLO exchange.clinic.example", 250).await?;
@@ -594,11 +592,7 @@ async fn allowed_networks_and_sender_domains() -> TestResult {
 
 #[tokio::test]
 async fn plaintext_is_relaxed_for_loopback_only() -> TestResult {
-    let env = env_with(RawConfig {
-        smtp_allow_loopback_plaintext: Some(true),
-        ..RawConfig::default()
-    })
-    .await?;
+    let env = env_with(Config::builder().set("smtp_allow_loopback_plaintext", true)).await?;
     let mut local = Client::start(&env.ctx, "127.0.0.1", false).await?;
     let ehlo = local.cmd("EHLO localhost", 250).await?;
     assert!(ehlo.contains("AUTH PLAIN LOGIN"), "{ehlo}");

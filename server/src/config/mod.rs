@@ -1,0 +1,297 @@
+//! One typed configuration, loaded in layers with [`figment`]: built-in defaults <
+//! `sealpost.toml` < `SEALPOST_*` environment variables.
+//!
+//! The file is the one named by `--config`, else by `SEALPOST_CONFIG`, else `./sealpost.toml`
+//! when it exists. Every setting has an environment form `SEALPOST_<NAME>` (the TOML key in
+//! upper case); there a list is comma-separated, a switch is 1/true/yes/on or 0/false/no/off,
+//! and an empty value counts as unset.
+//!
+//! [`Config`] is where a setting is declared: its field, with the doc comment that is also its
+//! row in `docs/CONFIG.md` (`docs.rs`) and its default beside it. A setting's checks live in its
+//! section's module (`storage.rs`, `http.rs`, `limits.rs`, `smtp.rs`); values are extracted once
+//! and checked once, and an error names the setting and where it was set (`error.rs`). Unknown TOML
+//! keys and unknown `SEALPOST_*` variables are returned as warnings (logged once logging is up).
+//!
+//! Secrets (`server_key`, the outbound relay password, the database URL which may carry a
+//! password) are [`SecretString`]s, so `Debug` never prints them, and they serialize redacted.
+//! No error message repeats a value read from a source unless a check here put it there on
+//! purpose, for a setting that is not secret.
+
+mod docs;
+mod error;
+mod http;
+mod limits;
+mod outbound;
+mod smtp;
+mod sources;
+mod storage;
+#[cfg(test)]
+mod tests;
+mod values;
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+use documented::DocumentedFields;
+use figment::Figment;
+use ipnet::IpNet;
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+use serde_inline_default::serde_inline_default;
+
+pub use docs::settings_table;
+pub use error::ConfigError;
+pub use http::BaseUrl;
+pub use outbound::Outbound;
+pub use values::LogFormat;
+
+use error::Checks;
+use sources::{Environment, TomlFile};
+
+/// The environment variable naming the configuration file.
+pub const CONFIG_ENV: &str = "SEALPOST_CONFIG";
+/// The prefix of every setting's environment form.
+pub const ENV_PREFIX: &str = "SEALPOST_";
+/// The file read when neither `--config` nor `SEALPOST_CONFIG` is given, if it exists.
+pub const DEFAULT_CONFIG_FILE: &str = "sealpost.toml";
+
+/// The resolved configuration. Build it with [`Config::load`], or with [`Config::builder`] in
+/// tests and tools; every field has been checked.
+#[serde_inline_default]
+#[derive(Debug, Clone, Deserialize, Serialize, DocumentedFields)]
+pub struct Config {
+    /// Directory for the database, the generated server key and the outbox (created mode 0700).
+    #[serde_inline_default(PathBuf::from("./data"))]
+    pub data_dir: PathBuf,
+    /// HTTP listener, `IP:port`.
+    #[serde_inline_default(SocketAddr::from(([127, 0, 0, 1], 8080)))]
+    #[serde(deserialize_with = "values::socket_addr")]
+    pub http_addr: SocketAddr,
+    /// SMTP listener, `IP:port`.
+    #[serde_inline_default(SocketAddr::from(([127, 0, 0, 1], 2525)))]
+    #[serde(deserialize_with = "values::socket_addr")]
+    pub smtp_addr: SocketAddr,
+    /// Public URL that links start with; its origin is the only one allowed to post forms.
+    /// When not set it follows `http_addr`: `http://<http_addr>`, or `https://` with
+    /// `tls_cert`.
+    #[serde(default = "BaseUrl::unset")]
+    pub base_url: BaseUrl,
+    /// sqlx database URL; only `sqlite:` URLs in this version. Secret: it may carry a password.
+    /// When not set it follows `data_dir`: `sqlite://<data_dir>/sealpost.db`.
+    #[serde(default, serialize_with = "storage::url_without_password")]
+    pub database_url: SecretString,
+    /// Where outbound mail goes: `file` (`.eml` files in `<data_dir>/outbox/`),
+    /// `smtp://[user[:password]@]host[:port]` (port 587; STARTTLS required unless the host is
+    /// loopback) or `smtps://…` (TLS from the first byte, port 465). User and password may be
+    /// percent-encoded. Secret: it may carry a password.
+    #[serde(default)]
+    pub outbound: Outbound,
+    /// Log line format: `text`, or `json` (one object per line, for log shippers).
+    #[serde(default)]
+    pub log_format: LogFormat,
+    /// Expiry in days given to a message when the sender names none; at most
+    /// `max_expiry_days`.
+    #[serde_inline_default(30)]
+    pub default_expiry_days: u32,
+    /// The longest expiry in days a sender may ask for.
+    #[serde_inline_default(90)]
+    pub max_expiry_days: u32,
+    /// Largest accepted message (raw MIME or API body: all bodies and attachments), in bytes.
+    #[serde_inline_default(50 * 1024 * 1024)]
+    pub max_message_bytes: u64,
+    /// Most recipients per message.
+    #[serde_inline_default(50)]
+    pub max_recipients: u32,
+    /// Most attachments per message.
+    #[serde_inline_default(20)]
+    pub max_attachments: u32,
+    /// IPs or CIDRs of TLS-terminating reverse proxies whose `X-Forwarded-For` is believed.
+    /// Non-empty also allows plain HTTP on a non-loopback address (the proxy terminates TLS).
+    #[serde(default, deserialize_with = "values::networks")]
+    pub trusted_proxies: Vec<IpNet>,
+    /// PEM certificate chain for HTTPS (and STARTTLS); set together with `tls_key`. Needed to
+    /// serve on a non-loopback address without a trusted proxy.
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for HTTPS (and STARTTLS); set together with `tls_cert`.
+    pub tls_key: Option<PathBuf>,
+    /// Where the server key is kept (mode 0600); generated on first start. When not set it
+    /// follows `data_dir`: `<data_dir>/server.key`.
+    #[serde(default)]
+    pub server_key_file: PathBuf,
+    /// The server key itself (key-file format), e.g. from a secret store; when set,
+    /// `server_key_file` is not read or written. Secret.
+    #[serde(default, serialize_with = "storage::redacted")]
+    pub server_key: Option<SecretString>,
+    /// Staff and recipient sessions end after this many idle minutes.
+    #[serde_inline_default(15)]
+    pub session_idle_minutes: u32,
+    /// Failed codes, secrets or passphrases after which a recipient is locked.
+    #[serde_inline_default(10)]
+    pub lockout_threshold: u32,
+    /// Optional implicit-TLS SMTP listener (port 465 style), `IP:port`.
+    #[serde(default, deserialize_with = "values::opt_socket_addr")]
+    pub smtps_addr: Option<SocketAddr>,
+    /// PEM certificate chain for SMTP STARTTLS; set together with `smtp_tls_key`. When not set,
+    /// `tls_cert`, else a self-signed certificate generated into the data directory. Its
+    /// SHA-256 fingerprint is logged at start, for pinning on the relaying MTA.
+    pub smtp_tls_cert: Option<PathBuf>,
+    /// PEM private key for SMTP STARTTLS; set together with `smtp_tls_cert`.
+    pub smtp_tls_key: Option<PathBuf>,
+    /// IPs or CIDRs of clients allowed to submit over SMTP without AUTH (TLS still required).
+    #[serde(default, deserialize_with = "values::networks")]
+    pub smtp_allowed_networks: Vec<IpNet>,
+    /// Envelope sender domains accepted over SMTP, matched without case (empty: any).
+    #[serde(default, deserialize_with = "smtp::domains")]
+    pub smtp_allowed_sender_domains: Vec<String>,
+    /// Let loopback clients AUTH and submit without STARTTLS. Never applies to any other
+    /// client.
+    #[serde(default)]
+    pub smtp_allow_loopback_plaintext: bool,
+    /// Most concurrent SMTP sessions.
+    #[serde_inline_default(100)]
+    pub smtp_max_sessions: u32,
+    /// Most concurrent SMTP sessions from one client IP.
+    #[serde_inline_default(20)]
+    pub smtp_max_sessions_per_ip: u32,
+    /// Memory in bytes all SMTP sessions together may hold for messages being received (each
+    /// DATA is parsed whole); a transfer beyond it gets `452 4.3.1` and the MTA tries again
+    /// later. At least `max_message_bytes`.
+    #[serde_inline_default(1024 * 1024 * 1024)]
+    pub smtp_data_memory_bytes: u64,
+}
+
+impl Config {
+    /// Load the configuration from the real file system and process environment.
+    ///
+    /// `cli_path` is the `--config` argument. Returns the config and warnings to log.
+    pub fn load(cli_path: Option<&Path>) -> Result<(Self, Vec<String>), ConfigError> {
+        let env_path = std::env::var_os(CONFIG_ENV)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from);
+        let path = match cli_path.map(Path::to_owned).or(env_path) {
+            Some(p) => Some(p),
+            None => {
+                let p = PathBuf::from(DEFAULT_CONFIG_FILE);
+                p.is_file().then_some(p)
+            }
+        };
+        let file = match path {
+            Some(path) => {
+                let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read {
+                    path: path.clone(),
+                    source,
+                })?;
+                Some((path, text))
+            }
+            None => None,
+        };
+        Self::from_sources(
+            file.as_ref().map(|(p, t)| (p.as_path(), t.as_str())),
+            Environment::process_vars(),
+        )
+    }
+
+    /// Resolve defaults < `file` (path, TOML text) < `env` (every variable of the environment,
+    /// as name and value; those without the `SEALPOST_` prefix are skipped).
+    pub fn from_sources(
+        file: Option<(&Path, &str)>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<(Self, Vec<String>), ConfigError> {
+        let mut figment = Figment::new();
+        let mut warnings = Vec::new();
+        if let Some((path, text)) = file {
+            let file = TomlFile::parse(path, text)?;
+            warnings.extend(file.warnings());
+            figment = figment.merge(file);
+        }
+        let env = Environment::from_vars(env);
+        warnings.extend(env.warnings());
+        let (config, more) = Self::from_figment(&figment.merge(env))?;
+        warnings.extend(more);
+        Ok((config, warnings))
+    }
+
+    /// Extract the settings `figment` holds over the defaults, fill in the defaults that follow
+    /// other settings, and check every value. Returns the config and warnings to log.
+    pub fn from_figment(figment: &Figment) -> Result<(Self, Vec<String>), ConfigError> {
+        let mut config: Self = figment.extract_lossy().map_err(ConfigError::from_figment)?;
+        let checks = Checks::new(figment);
+        let mut warnings = Vec::new();
+        storage::check(&mut config, &checks)?;
+        http::check(&mut config, &checks, &mut warnings)?;
+        limits::check(&config, &checks)?;
+        smtp::check(&config, &checks)?;
+        Ok((config, warnings))
+    }
+
+    /// Settings over the defaults in code, validated like a loaded configuration:
+    /// `Config::builder().set("data_dir", dir).set("max_recipients", 3).build()?`.
+    pub fn builder() -> ConfigBuilder {
+        ConfigBuilder {
+            figment: Figment::new(),
+            unknown: None,
+        }
+    }
+
+    /// Every setting's name, in declaration order: the TOML keys, and lower-cased without the
+    /// `SEALPOST_` prefix the environment names.
+    pub fn keys() -> &'static [&'static str] {
+        Self::FIELD_NAMES
+    }
+
+    /// Whether links point at an `https://` base URL (cookies are then marked `Secure`).
+    pub fn base_url_is_https(&self) -> bool {
+        self.base_url.url().scheme() == "https"
+    }
+
+    /// Whether `ip` is one of the trusted reverse proxies.
+    pub fn is_trusted_proxy(&self, ip: IpAddr) -> bool {
+        self.trusted_proxies.iter().any(|net| net.contains(&ip))
+    }
+
+    /// The directory outbound `.eml` files are written to with [`Outbound::File`].
+    pub fn outbox_dir(&self) -> PathBuf {
+        self.data_dir.join("outbox")
+    }
+}
+
+/// `SEALPOST_<KEY>`: a setting's environment form.
+pub fn env_name(key: &str) -> String {
+    format!("{ENV_PREFIX}{}", key.to_ascii_uppercase())
+}
+
+/// Builds a [`Config`] from settings given in code, through the same extraction and checks as
+/// [`Config::load`]. See [`Config::builder`].
+#[derive(Debug, Clone)]
+pub struct ConfigBuilder {
+    figment: Figment,
+    unknown: Option<String>,
+}
+
+impl ConfigBuilder {
+    /// Set `key` (a TOML key) to `value`, as the file or environment would.
+    pub fn set(mut self, key: &str, value: impl Serialize) -> Self {
+        if !Config::keys().contains(&key) {
+            self.unknown.get_or_insert_with(|| key.to_owned());
+        }
+        self.figment = self.figment.merge((key, value));
+        self
+    }
+
+    /// The checked configuration, and warnings a loaded one would log.
+    pub fn build_with_warnings(self) -> Result<(Config, Vec<String>), ConfigError> {
+        if let Some(key) = self.unknown {
+            return Err(ConfigError::Invalid {
+                setting: key,
+                origin: None,
+                reason: "no such setting".to_owned(),
+            });
+        }
+        Config::from_figment(&self.figment)
+    }
+
+    /// The checked configuration.
+    pub fn build(self) -> Result<Config, ConfigError> {
+        self.build_with_warnings().map(|(config, _)| config)
+    }
+}

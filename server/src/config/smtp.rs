@@ -1,0 +1,52 @@
+//! The inbound SMTP listener's settings.
+
+use serde::{Deserializer, de};
+
+use super::error::Checks;
+use super::{Config, ConfigError, values};
+
+/// Check the SMTP settings.
+pub(super) fn check(config: &Config, checks: &Checks) -> Result<(), ConfigError> {
+    checks.together(
+        ("smtp_tls_cert", config.smtp_tls_cert.is_some()),
+        ("smtp_tls_key", config.smtp_tls_key.is_some()),
+    )?;
+    checks.positive("smtp_max_sessions", config.smtp_max_sessions.into())?;
+    checks.positive(
+        "smtp_max_sessions_per_ip",
+        config.smtp_max_sessions_per_ip.into(),
+    )?;
+    if config.smtp_data_memory_bytes < config.max_message_bytes {
+        // Otherwise a message of the maximum size could never be accepted, only deferred.
+        return Err(checks.invalid(
+            "smtp_data_memory_bytes",
+            "must be at least max_message_bytes",
+        ));
+    }
+    Ok(())
+}
+
+/// A list of domain names, lower-cased and without a trailing dot.
+pub(super) fn domains<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    values::list(d)?
+        .iter()
+        .map(|entry| parse_domain(entry).map_err(de::Error::custom))
+        .collect()
+}
+
+pub(super) fn parse_domain(entry: &str) -> Result<String, String> {
+    let domain = entry.trim().trim_end_matches('.').to_lowercase();
+    let ok = !domain.is_empty()
+        && domain.len() <= 253
+        && domain.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label.chars().all(|c| c.is_alphanumeric() || c == '-')
+        });
+    if !ok {
+        return Err(format!("{entry:?} is not a domain name"));
+    }
+    Ok(domain)
+}
