@@ -1,5 +1,10 @@
 //! Black-box tests of the real `sealpost` binary in a temporary directory.
 
+#![expect(
+    clippy::disallowed_methods,
+    reason = "black-box tests read the environment and inspect the database file directly"
+)]
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::Path;

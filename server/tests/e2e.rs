@@ -3,6 +3,11 @@
 //! through the recipient pages, and check the invariants of DESIGN.md section 3 from outside
 //! (the data directory, the server log, the audit log).
 
+#![expect(
+    clippy::disallowed_methods,
+    reason = "black-box tests read the environment and inspect the database file directly"
+)]
+
 mod common;
 
 use common::{

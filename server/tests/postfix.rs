@@ -14,6 +14,11 @@
 //! `/usr/sbin/postfix` the test prints why and passes, unless `SEALPOST_TEST_REQUIRE` is `all`
 //! or names `postfix` (CI), where it fails.
 
+#![expect(
+    clippy::disallowed_methods,
+    reason = "black-box tests read the environment and inspect the database file directly"
+)]
+
 mod common;
 
 use std::path::{Path, PathBuf};

@@ -8,6 +8,11 @@
 //! test prints why and passes, unless `SEALPOST_TEST_REQUIRE` is `all` or names
 //! `cpython-email-corpus`.
 
+#![expect(
+    clippy::disallowed_methods,
+    reason = "black-box tests read the environment and inspect the database file directly"
+)]
+
 mod common;
 
 use std::path::PathBuf;

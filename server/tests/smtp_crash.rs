@@ -13,6 +13,11 @@
 //!
 //! The kill moments come from a seed printed at the start; `SEALPOST_CRASH_SEED=<n>` replays it.
 
+#![expect(
+    clippy::disallowed_methods,
+    reason = "black-box tests read the environment and inspect the database file directly"
+)]
+
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};

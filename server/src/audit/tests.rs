@@ -1,5 +1,10 @@
 //! Chain tests: appends verify; each kind of tampering is found at the right seq.
 
+#![expect(
+    clippy::disallowed_methods,
+    reason = "tests check the stored rows directly, beside the store"
+)]
+
 use serde_json::json;
 
 use super::*;

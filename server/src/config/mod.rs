@@ -17,6 +17,11 @@
 //! No error message repeats a value read from a source unless a check here put it there on
 //! purpose, for a setting that is not secret.
 
+#![expect(
+    clippy::disallowed_methods,
+    reason = "configuration is the one place the environment is read"
+)]
+
 mod docs;
 mod error;
 mod http;

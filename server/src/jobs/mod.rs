@@ -102,6 +102,10 @@ pub async fn run_periodic(store: Store, every: Duration) {
 }
 
 #[cfg(test)]
+#[expect(
+    clippy::disallowed_methods,
+    reason = "tests check the stored rows directly, beside the store"
+)]
 mod tests {
     use super::*;
     use crate::store::testing::temp_store;

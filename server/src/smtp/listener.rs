@@ -255,6 +255,10 @@ fn log_end<S>(result: std::io::Result<Outcome<S>>, peer: IpAddr) {
 }
 
 #[cfg(test)]
+#[expect(
+    clippy::disallowed_methods,
+    reason = "tests check the stored rows directly, beside the store"
+)]
 mod tests {
     use std::error::Error as StdError;
 

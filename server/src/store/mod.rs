@@ -21,6 +21,11 @@
 //! Rules: no business decisions here (who may do what is for the callers); ids are UUIDv7
 //! TEXT, times INTEGER Unix ms UTC (see [`crate::clock`]); never store plaintext content.
 
+#![expect(
+    clippy::disallowed_methods,
+    reason = "the store is the one place SQL is written"
+)]
+
 pub mod audit;
 pub mod codes;
 mod durable;

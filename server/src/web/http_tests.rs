@@ -1,5 +1,10 @@
 //! The HTTP layer through the real router (`oneshot`), over a real SQLite store in a temp dir.
 
+#![expect(
+    clippy::disallowed_methods,
+    reason = "tests check the stored rows directly, beside the store"
+)]
+
 use std::error::Error as StdError;
 use std::path::Path;
 

@@ -5,6 +5,10 @@
 //! Nothing here waits by sleeping: the server is ready when it prints `listening http=<addr>`,
 //! and the API answers only after a notification is in the outbox.
 
+#![expect(
+    clippy::disallowed_methods,
+    reason = "black-box tests find tools on PATH, read SEALPOST_TEST_REQUIRE and inspect the database file directly"
+)]
 #![allow(
     dead_code,
     reason = "each test crate includes this module and uses a different part of it"

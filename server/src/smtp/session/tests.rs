@@ -1,6 +1,11 @@
 //! Session tests over `tokio::io::duplex`, against a real migrated SQLite store and file outbox
 //! in a temp dir. `cmd("MAIL FROM:<a@b>", 250)` sends one line and checks the reply code.
 
+#![expect(
+    clippy::disallowed_methods,
+    reason = "tests check the stored rows directly, beside the store"
+)]
+
 use std::error::Error as StdError;
 use std::net::IpAddr;
 use std::time::Duration;
