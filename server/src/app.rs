@@ -13,7 +13,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use sealpost_crypto::ServerKey;
 use secrecy::ExposeSecret;
 use serde_json::json;
@@ -21,6 +21,7 @@ use zeroize::Zeroizing;
 
 use crate::audit::{self, Action, Event, actor};
 use crate::config::Config;
+use crate::files;
 use crate::notify::Mailer;
 use crate::store::Store;
 use crate::store::users::{self, Role};
@@ -66,7 +67,7 @@ impl App {
     /// Create/open the data directory, load or generate the server key, open and migrate the
     /// database. Prints nothing.
     pub async fn open(config: Config) -> anyhow::Result<Self> {
-        create_private_dir(&config.data_dir)?;
+        files::create_private_dir(&config.data_dir)?;
         let server_key = load_or_create_server_key(&config)?;
         if let Some(db_file) = Store::sqlite_file(&config.database_url) {
             precreate_private_file(&db_file)?;
@@ -195,29 +196,6 @@ pub async fn ensure_first_admin(store: &Store) -> anyhow::Result<Option<NewCrede
     }))
 }
 
-#[cfg(unix)]
-fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
-    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
-    if dir.is_dir() {
-        let mode = std::fs::metadata(dir)?.permissions().mode();
-        if mode & 0o077 != 0 {
-            tracing::warn!(dir = %dir.display(), mode = format!("{:o}", mode & 0o777), "data directory is accessible to other users; chmod 700 recommended");
-        }
-        return Ok(());
-    }
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .with_context(|| format!("cannot create data directory {}", dir.display()))
-}
-
-#[cfg(not(unix))]
-fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
-    std::fs::create_dir_all(dir)
-        .with_context(|| format!("cannot create data directory {}", dir.display()))
-}
-
 /// The server key from `config.server_key`, else from `config.server_key_file`, generating
 /// that file (mode 0600, fsync'd) if it does not exist. Errors never include key material.
 pub fn load_or_create_server_key(config: &Config) -> anyhow::Result<ServerKey> {
@@ -273,40 +251,17 @@ fn precreate_private_file(path: &Path) -> anyhow::Result<()> {
     }
 }
 
-/// Create `path` exclusively with mode 0600, write `bytes` and fsync file and directory.
+/// Create `path` exclusively with mode 0600 (and its directory, mode 0700, if missing).
 fn write_private_file(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        create_private_dir(parent)?;
+        files::create_private_dir(parent)?;
     }
-    let mut file = options.open(path)?;
-    file.write_all(bytes)?;
-    file.sync_all()?;
-    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        // Make the new directory entry durable too.
-        if let Ok(dir) = std::fs::File::open(parent) {
-            dir.sync_all().ok();
-        }
-    }
-    Ok(())
+    files::create_new(path, bytes, 0o600)
 }
 
-/// Refuse to continue if `email` is obviously not an address. Full validation belongs to the
-/// domain `EmailAddress` type; this keeps the CLI from storing garbage.
+/// Refuse a staff address that is not a valid mailbox (the same rules as recipients').
 pub fn check_staff_email(email: &str) -> anyhow::Result<()> {
-    let email = email.trim();
-    let ok = email.len() <= 254
-        && !email.chars().any(|c| c.is_whitespace() || c.is_control())
-        && matches!(email.split_once('@'), Some((l, d)) if !l.is_empty() && !d.is_empty() && !d.contains('@'));
-    if !ok {
-        bail!("{email:?} is not a valid email address");
-    }
+    crate::messages::EmailAddress::parse(email)?;
     Ok(())
 }
 

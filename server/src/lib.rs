@@ -23,6 +23,7 @@ pub mod audit;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod files;
 pub mod jobs;
 pub mod messages;
 pub mod notify;

@@ -36,16 +36,7 @@ pub(super) fn domains<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D:
 
 pub(super) fn parse_domain(entry: &str) -> Result<String, String> {
     let domain = entry.trim().trim_end_matches('.').to_lowercase();
-    let ok = !domain.is_empty()
-        && domain.len() <= 253
-        && domain.split('.').all(|label| {
-            !label.is_empty()
-                && label.len() <= 63
-                && !label.starts_with('-')
-                && !label.ends_with('-')
-                && label.chars().all(|c| c.is_alphanumeric() || c == '-')
-        });
-    if !ok {
+    if !crate::messages::is_host_name(&domain) {
         return Err(format!("{entry:?} is not a domain name"));
     }
     Ok(domain)

@@ -41,15 +41,8 @@ impl EmailAddress {
         if domain.is_empty() || domain.len() > 253 {
             return Err(fail("missing domain"));
         }
-        for label in domain.split('.') {
-            let ok = !label.is_empty()
-                && label.len() <= 63
-                && !label.starts_with('-')
-                && !label.ends_with('-')
-                && label.chars().all(|c| c.is_alphanumeric() || c == '-');
-            if !ok {
-                return Err(fail("the domain is not a valid host name"));
-            }
+        if !is_host_name(domain) {
+            return Err(fail("the domain is not a valid host name"));
         }
         if !domain.contains('.') && !domain.eq_ignore_ascii_case("localhost") {
             return Err(fail("the domain has no dot"));
@@ -67,6 +60,21 @@ impl EmailAddress {
         let first: String = local.chars().take(1).collect();
         format!("{first}***@{domain}")
     }
+}
+
+/// Whether `name` is a host name: dot-separated labels of 1 to 63 letters, digits (Unicode
+/// allowed, for internationalised domains) and inner hyphens, 253 characters at most. A
+/// trailing dot is not accepted here; callers strip it where they allow it.
+pub fn is_host_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 253
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label.chars().all(|c| c.is_alphanumeric() || c == '-')
+        })
 }
 
 impl fmt::Display for EmailAddress {
@@ -117,5 +125,15 @@ mod tests {
             assert!(EmailAddress::parse(bad).is_err(), "{bad:?}");
         }
         assert!(EmailAddress::parse(&format!("{}@b.org", "x".repeat(65))).is_err());
+    }
+
+    #[test]
+    fn host_names() {
+        assert!(is_host_name("mail.example.org"));
+        assert!(is_host_name("bücher.example"));
+        for bad in ["", "a..b", "-a.org", "a-.org", "exa mple.org", "a.org."] {
+            assert!(!is_host_name(bad), "{bad:?}");
+        }
+        assert!(!is_host_name(&"a".repeat(64)));
     }
 }

@@ -117,7 +117,7 @@ mod sender;
 
 use std::net::IpAddr;
 
-pub use address::{AddressError, EmailAddress};
+pub use address::{AddressError, EmailAddress, is_host_name};
 pub use draft::{
     Draft, NewMessage, PartWriter, RecipientStatus, STALE_AFTER_MS, Sender, Source, Submitted,
     cleanup_stale,

@@ -4,7 +4,6 @@
 //! (Postfix: `smtp_tls_security_level = fingerprint`). The rustls configuration itself (TLS 1.2
 //! and 1.3 only, ring provider) is [`crate::tls::server_config`], shared with HTTPS.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
@@ -114,31 +113,13 @@ fn generate(cert_path: &Path, key_path: &Path, host: &str) -> anyhow::Result<()>
         std::fs::remove_file(key_path)
             .with_context(|| format!("cannot replace {}", key_path.display()))?;
     }
-    write_new(key_path, key_pem.as_bytes(), 0o600)?;
+    crate::files::create_new(key_path, key_pem.as_bytes(), 0o600)?;
     if cert_path.exists() {
         std::fs::remove_file(cert_path)
             .with_context(|| format!("cannot replace {}", cert_path.display()))?;
     }
-    write_new(cert_path, cert.pem().as_bytes(), 0o644)?;
+    crate::files::create_new(cert_path, cert.pem().as_bytes(), 0o644)?;
     tracing::info!(cert = %cert_path.display(), "generated a self-signed SMTP TLS certificate");
-    Ok(())
-}
-
-fn write_new(path: &Path, bytes: &[u8], mode: u32) -> anyhow::Result<()> {
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(mode);
-    }
-    #[cfg(not(unix))]
-    let _ = mode;
-    let mut file = options
-        .open(path)
-        .with_context(|| format!("cannot create {}", path.display()))?;
-    file.write_all(bytes)?;
-    file.sync_all()?;
     Ok(())
 }
 
