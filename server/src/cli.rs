@@ -247,7 +247,7 @@ async fn serve(config: Config) -> anyhow::Result<ExitCode> {
     };
     // SMTP: STARTTLS certificate (generated on first run) and listeners, bound before the
     // `listening` lines so that a client reading them can connect at once.
-    let (acceptor, _fingerprint) = smtp::tls::acceptor(app.config())?;
+    let (acceptor, _fingerprint) = crate::tls::smtp_acceptor(app.config())?;
     let smtp_addr = app.config().smtp_addr;
     let smtp_listener = tokio::net::TcpListener::bind(smtp_addr)
         .await

@@ -26,6 +26,7 @@ pub mod config;
 pub mod files;
 pub mod jobs;
 pub mod messages;
+pub mod net;
 pub mod notify;
 pub mod smtp;
 pub mod store;

@@ -44,6 +44,16 @@ impl BaseUrl {
         &self.url
     }
 
+    /// The host that links name, as a bare name (an IPv6 address without brackets): Sealpost's
+    /// name in the SMTP greeting and in its generated certificate.
+    pub fn host_name(&self) -> String {
+        match self.url.host() {
+            Some(url::Host::Ipv6(ip)) => ip.to_string(),
+            Some(host) => host.to_string(),
+            None => "localhost".to_owned(),
+        }
+    }
+
     /// The value before [`check`] fills in the default that follows `http_addr`.
     pub(super) fn unset() -> Self {
         match Self::parse("http://127.0.0.1:8080") {

@@ -75,15 +75,7 @@ impl SmtpServer {
         tokio::pin!(shutdown);
         loop {
             let (tcp, peer) = tokio::select! {
-                accepted = listener.accept() => match accepted {
-                    Ok(conn) => conn,
-                    Err(e) => {
-                        // Out of file descriptors and the like: back off instead of spinning.
-                        tracing::warn!(error = %e, "SMTP accept failed");
-                        tokio::time::sleep(Duration::from_millis(100)).await;
-                        continue;
-                    }
-                },
+                conn = crate::net::accept(&listener, "smtp") => conn,
                 () = &mut shutdown => break,
             };
             tcp.set_nodelay(true).ok();

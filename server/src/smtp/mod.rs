@@ -5,8 +5,8 @@
 //! `AsyncRead + AsyncWrite` stream (one file per verb group, tested over
 //! `tokio::io::duplex`); [`reply`] holds every reply as a typed constant; [`policy`] decides
 //! who may relay; [`mime`] turns the DATA into parts and submits them through
-//! [`crate::messages::Draft`] — the same domain function the HTTPS API uses; [`tls`] loads or
-//! generates the STARTTLS certificate; [`listener`] accepts connections, caps them and shuts
+//! [`crate::messages::Draft`] — the same domain function the HTTPS API uses;
+//! [`crate::tls::certificate`] loads or generates the STARTTLS certificate; [`listener`] accepts connections, caps them and shuts
 //! down gracefully.
 //!
 //! What this module must never do: relay for a client that neither authenticated nor comes
@@ -15,12 +15,12 @@
 //! the domain commit returned; log or audit a password or message content.
 
 pub mod admin;
+pub mod budget;
 pub mod listener;
 pub mod mime;
 pub mod policy;
 pub mod reply;
 pub mod session;
-pub mod tls;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,6 +30,7 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::app::AppState;
 
+pub use budget::{DataBudget, DataReservation};
 pub use listener::{SmtpServer, serve};
 pub use reply::Reply;
 pub use session::{Outcome, Session, State};
@@ -67,12 +68,7 @@ impl Limits {
             max_recipients: config.max_recipients as usize,
             command_timeout: COMMAND_TIMEOUT,
             max_bad_commands: MAX_BAD_COMMANDS,
-            // The base URL's host, an IPv6 address without brackets.
-            hostname: match config.base_url.url().host() {
-                Some(url::Host::Ipv6(ip)) => ip.to_string(),
-                Some(host) => host.to_string(),
-                None => "localhost".to_owned(),
-            },
+            hostname: config.base_url.host_name(),
             data_memory_bytes: config.smtp_data_memory_bytes,
         }
     }
@@ -90,62 +86,6 @@ pub struct SmtpContext {
     pub shutdown: watch::Receiver<bool>,
     /// Memory for messages being received, shared by all sessions: see [`DataBudget`].
     pub data_budget: DataBudget,
-}
-
-/// The memory that messages being received may take, together: a semaphore of KiB. A session
-/// reserves more as its DATA grows and holds it until the message is stored; a transfer that
-/// cannot reserve more is refused with `452 4.3.1` (try again later) instead of growing the
-/// process without bound.
-#[derive(Debug, Clone)]
-pub struct DataBudget(Arc<tokio::sync::Semaphore>);
-
-/// Memory reserved from a [`DataBudget`], returned when dropped.
-#[derive(Debug)]
-pub struct DataReservation {
-    permit: Option<tokio::sync::OwnedSemaphorePermit>,
-    kib: usize,
-}
-
-impl DataBudget {
-    pub fn new(bytes: u64) -> Self {
-        let kib = usize::try_from(bytes / 1024)
-            .unwrap_or(usize::MAX)
-            .min(tokio::sync::Semaphore::MAX_PERMITS);
-        Self(Arc::new(tokio::sync::Semaphore::new(kib)))
-    }
-
-    /// An empty reservation to grow with [`DataBudget::reserve`].
-    pub fn empty() -> DataReservation {
-        DataReservation {
-            permit: None,
-            kib: 0,
-        }
-    }
-
-    /// Grow `r` to cover `bytes`, without waiting. `false`: the budget is spent.
-    pub fn reserve(&self, r: &mut DataReservation, bytes: usize) -> bool {
-        // Reserve ahead in steps of 64 KiB to keep the semaphore out of the per-line path;
-        // near the end of the budget, just what is needed.
-        let needed = bytes.div_ceil(1024);
-        if needed <= r.kib {
-            return true;
-        }
-        let exact = needed - r.kib;
-        for step in [exact.max(64), exact] {
-            let Ok(permits) = u32::try_from(step) else {
-                continue;
-            };
-            if let Ok(more) = Arc::clone(&self.0).try_acquire_many_owned(permits) {
-                match &mut r.permit {
-                    Some(permit) => permit.merge(more),
-                    None => r.permit = Some(more),
-                }
-                r.kib += step;
-                return true;
-            }
-        }
-        false
-    }
 }
 
 impl std::fmt::Debug for SmtpContext {

@@ -52,7 +52,7 @@ async fn env_with(settings: ConfigBuilder) -> Result<Env, Box<dyn StdError>> {
         let mut conn = app.store().acquire().await?;
         relays::insert(&mut conn, RELAY, &hash).await?;
     }
-    let (acceptor, _) = crate::smtp::tls::acceptor(&config)?;
+    let (acceptor, _) = crate::tls::smtp_acceptor(&config)?;
     let mut limits = Limits::from_config(&config);
     limits.command_timeout = Duration::from_secs(5);
     let state = app.state().clone();

@@ -1,22 +1,15 @@
-//! TLS for Sealpost's listeners: one rustls configuration (TLS 1.2 and 1.3 only, rustls' modern
-//! cipher suites, the `ring` provider) built from PEM files, and the HTTPS accept loop.
-//!
-//! Plain HTTP is served only where [`crate::web::check_listener_policy`] allows it: loopback,
-//! or behind a TLS-terminating proxy named in `trusted_proxies`.
+//! The HTTPS listener: TLS handshakes with a timeout, HTTP/1.1 with a header-read timeout, the
+//! peer address passed to handlers as `ConnectInfo`, and a graceful drain at shutdown.
 
 use std::future::Future;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Context, bail};
 use axum::Router;
 use axum::extract::ConnectInfo;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use rustls::ServerConfig;
-use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt as _;
@@ -25,28 +18,6 @@ use tower::ServiceExt as _;
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long in-flight requests get to finish after shutdown begins.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// A rustls server configuration from a PEM certificate chain and a PEM private key.
-pub fn server_config(cert: &Path, key: &Path, alpn: &[&[u8]]) -> anyhow::Result<Arc<ServerConfig>> {
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
-        .with_context(|| format!("cannot read certificate {}", cert.display()))?
-        .collect::<Result<_, _>>()
-        .with_context(|| format!("invalid PEM certificate in {}", cert.display()))?;
-    if certs.is_empty() {
-        bail!("no certificate found in {}", cert.display());
-    }
-    let key = PrivateKeyDer::from_pem_file(key)
-        .with_context(|| format!("cannot read private key {}", key.display()))?;
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = ServerConfig::builder_with_provider(provider)
-        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-        .context("TLS protocol versions")?
-        .with_no_client_auth()
-        .with_single_cert(certs, key)
-        .context("the certificate and private key do not match or are unsupported")?;
-    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
-    Ok(Arc::new(config))
-}
 
 /// Serve `router` over HTTPS on `listener` until `shutdown` resolves, then let in-flight
 /// requests finish (at most 30 s). Each request sees the peer address as
@@ -62,15 +33,7 @@ pub async fn serve_https(
     tokio::pin!(shutdown);
     loop {
         let (tcp, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(conn) => conn,
-                Err(e) => {
-                    // Out of file descriptors and the like: back off instead of spinning.
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            },
+            conn = crate::net::accept(&listener, "https") => conn,
             () = &mut shutdown => break,
         };
         let acceptor = acceptor.clone();
@@ -118,6 +81,7 @@ mod tests {
     use tokio_rustls::TlsConnector;
 
     use super::*;
+    use crate::tls::server_config;
 
     /// A configured certificate makes the listener speak HTTPS (TLS 1.3 by preference), with
     /// `/healthz` behind it, and a plain-HTTP client on that port gets nothing.
@@ -175,24 +139,6 @@ mod tests {
 
         let _ = stop.send(());
         server.await??;
-        Ok(())
-    }
-
-    #[test]
-    fn mismatched_or_missing_files_are_refused() -> Result<(), Box<dyn Error>> {
-        let dir = tempfile::tempdir()?;
-        let a = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()])?;
-        let b = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()])?;
-        let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
-        std::fs::write(&cert, a.cert.pem())?;
-        std::fs::write(&key, b.signing_key.serialize_pem())?;
-        assert!(
-            server_config(&cert, &key, &[]).is_err(),
-            "key of another certificate"
-        );
-        assert!(server_config(&dir.path().join("none.pem"), &key, &[]).is_err());
-        std::fs::write(&cert, "not pem")?;
-        assert!(server_config(&cert, &key, &[]).is_err());
         Ok(())
     }
 }

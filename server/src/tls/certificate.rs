@@ -2,7 +2,7 @@
 //! else a self-signed certificate generated into the data directory on first run (key mode
 //! 0600). Its SHA-256 fingerprint is logged so the relaying MTA can pin it
 //! (Postfix: `smtp_tls_security_level = fingerprint`). The rustls configuration itself (TLS 1.2
-//! and 1.3 only, ring provider) is [`crate::tls::server_config`], shared with HTTPS.
+//! and 1.3 only, ring provider) is [`super::server_config`], shared with HTTPS.
 
 use std::path::{Path, PathBuf};
 
@@ -28,11 +28,11 @@ pub struct CertSource {
 
 /// The acceptor for STARTTLS and the implicit-TLS listener, with the certificate's
 /// fingerprint. Generates the self-signed certificate if needed.
-pub fn acceptor(config: &Config) -> anyhow::Result<(TlsAcceptor, String)> {
+pub fn smtp_acceptor(config: &Config) -> anyhow::Result<(TlsAcceptor, String)> {
     let source = cert_source(config)?;
     let fingerprint = fingerprint_of(&source.cert)?;
     let server_config =
-        crate::tls::server_config(&source.cert, &source.key, &[]).with_context(|| {
+        super::server_config(&source.cert, &source.key, &[]).with_context(|| {
             format!(
                 "cannot load the SMTP TLS certificate {}",
                 source.cert.display()
@@ -66,7 +66,7 @@ pub fn cert_source(config: &Config) -> anyhow::Result<CertSource> {
     let cert = config.data_dir.join(SELF_SIGNED_CERT);
     let key = config.data_dir.join(SELF_SIGNED_KEY);
     if !(cert.exists() && key.exists()) {
-        let host = super::Limits::from_config(config).hostname;
+        let host = config.base_url.host_name();
         generate(&cert, &key, &host)?;
     }
     Ok(CertSource {
@@ -131,8 +131,8 @@ mod tests {
     fn self_signed_is_generated_once_with_a_private_key() -> anyhow::Result<()> {
         let dir = tempfile::tempdir()?;
         let config = Config::builder().set("data_dir", dir.path()).build()?;
-        let (_, first) = acceptor(&config)?;
-        let (_, again) = acceptor(&config)?;
+        let (_, first) = smtp_acceptor(&config)?;
+        let (_, again) = smtp_acceptor(&config)?;
         assert_eq!(first, again, "the certificate is reused, not regenerated");
         assert_eq!(first.len(), 32 * 3 - 1);
         #[cfg(unix)]

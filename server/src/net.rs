@@ -1,0 +1,24 @@
+//! Accepting TCP connections, the same way for every listener.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tokio::net::{TcpListener, TcpStream};
+
+/// How long to wait after a failed `accept` before trying again.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+/// The next connection on `listener`. A failed accept (out of file descriptors and the like) is
+/// logged and retried after a short back-off instead of spinning. Cancel-safe: a `select!`
+/// that drops this future loses no connection.
+pub async fn accept(listener: &TcpListener, name: &'static str) -> (TcpStream, SocketAddr) {
+    loop {
+        match listener.accept().await {
+            Ok(conn) => return conn,
+            Err(e) => {
+                tracing::warn!(listener = name, error = %e, "accept failed");
+                tokio::time::sleep(ACCEPT_BACKOFF).await;
+            }
+        }
+    }
+}
