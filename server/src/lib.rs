@@ -28,6 +28,7 @@ pub mod jobs;
 pub mod messages;
 pub mod net;
 pub mod notify;
+pub mod serve;
 pub mod smtp;
 pub mod store;
 pub mod telemetry;

@@ -14,7 +14,6 @@
 //! unless the client is on loopback and the admin relaxed that; answer `250` to DATA before
 //! the domain commit returned; log or audit a password or message content.
 
-pub mod admin;
 pub mod budget;
 pub mod listener;
 pub mod mime;

@@ -1,14 +1,11 @@
 //! Rows of the `audit_events` table. Only [`crate::audit`] should call these: it computes the
 //! hash chain. Nothing here updates or deletes a row; the log is append-only.
 
-use sqlx::Row;
-use sqlx::sqlite::SqliteRow;
-
 use super::{Result, SqliteConnection};
 use crate::clock::UnixMillis;
 
 /// One stored audit event, exactly as in the table (ids and detail as stored text).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct AuditRow {
     pub seq: i64,
     pub ts: UnixMillis,
@@ -22,22 +19,6 @@ pub struct AuditRow {
     pub detail: String,
     pub prev_hash: Vec<u8>,
     pub hash: Vec<u8>,
-}
-
-fn from_row(row: &SqliteRow) -> Result<AuditRow> {
-    Ok(AuditRow {
-        seq: row.try_get("seq")?,
-        ts: row.try_get("ts")?,
-        actor: row.try_get("actor")?,
-        action: row.try_get("action")?,
-        message_id: row.try_get("message_id")?,
-        recipient_id: row.try_get("recipient_id")?,
-        ip: row.try_get("ip")?,
-        user_agent: row.try_get("user_agent")?,
-        detail: row.try_get("detail")?,
-        prev_hash: row.try_get("prev_hash")?,
-        hash: row.try_get("hash")?,
-    })
 }
 
 /// The highest `seq` and its hash, or `None` for an empty log.
@@ -86,7 +67,7 @@ pub async fn page_after(
     after_seq: i64,
     limit: i64,
 ) -> Result<Vec<AuditRow>> {
-    let rows = sqlx::query(
+    let rows: Vec<AuditRow> = sqlx::query_as(
         "SELECT seq, ts, actor, action, message_id, recipient_id, ip, user_agent, detail, \
                 prev_hash, hash \
          FROM audit_events WHERE seq > ? ORDER BY seq LIMIT ?",
@@ -95,7 +76,7 @@ pub async fn page_after(
     .bind(limit)
     .fetch_all(&mut *conn)
     .await?;
-    rows.iter().map(from_row).collect()
+    Ok(rows)
 }
 
 /// Up to `limit` rows with `seq > after_seq` and `ts >= since`, in seq order.
@@ -105,7 +86,7 @@ pub async fn page_after_since(
     since: UnixMillis,
     limit: i64,
 ) -> Result<Vec<AuditRow>> {
-    let rows = sqlx::query(
+    let rows: Vec<AuditRow> = sqlx::query_as(
         "SELECT seq, ts, actor, action, message_id, recipient_id, ip, user_agent, detail, \
                 prev_hash, hash \
          FROM audit_events WHERE seq > ? AND ts >= ? ORDER BY seq LIMIT ?",
@@ -115,12 +96,12 @@ pub async fn page_after_since(
     .bind(limit)
     .fetch_all(&mut *conn)
     .await?;
-    rows.iter().map(from_row).collect()
+    Ok(rows)
 }
 
 /// Events about one message, in seq order (for the sender's and admin's views).
 pub async fn for_message(conn: &mut SqliteConnection, message_id: &str) -> Result<Vec<AuditRow>> {
-    let rows = sqlx::query(
+    let rows: Vec<AuditRow> = sqlx::query_as(
         "SELECT seq, ts, actor, action, message_id, recipient_id, ip, user_agent, detail, \
                 prev_hash, hash \
          FROM audit_events WHERE message_id = ? ORDER BY seq",
@@ -128,7 +109,7 @@ pub async fn for_message(conn: &mut SqliteConnection, message_id: &str) -> Resul
     .bind(message_id)
     .fetch_all(&mut *conn)
     .await?;
-    rows.iter().map(from_row).collect()
+    Ok(rows)
 }
 
 #[cfg(test)]

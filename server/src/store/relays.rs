@@ -6,16 +6,15 @@
 
 use std::fmt;
 
-use sqlx::Row;
-use sqlx::sqlite::SqliteRow;
 use uuid::Uuid;
 
-use super::{Result, SqliteConnection, new_id, parse_id};
+use super::{Result, SqliteConnection, new_id};
 use crate::clock::{UnixMillis, now_ms};
 
 /// A relay credential row.
-#[derive(Clone)]
+#[derive(Clone, sqlx::FromRow)]
 pub struct Relay {
+    #[sqlx(try_from = "String")]
     pub id: Uuid,
     pub name: String,
     /// Argon2id PHC string.
@@ -36,18 +35,6 @@ impl fmt::Debug for Relay {
             .field("disabled", &self.disabled)
             .finish()
     }
-}
-
-fn from_row(row: &SqliteRow) -> Result<Relay> {
-    let id: String = row.try_get("id")?;
-    Ok(Relay {
-        id: parse_id("relays", &id)?,
-        name: row.try_get("name")?,
-        password_hash: row.try_get("password_hash")?,
-        created_at: row.try_get("created_at")?,
-        last_used_at: row.try_get("last_used_at")?,
-        disabled: row.try_get("disabled")?,
-    })
 }
 
 /// Insert a relay. Fails with a unique violation
@@ -75,19 +62,19 @@ pub async fn insert(conn: &mut SqliteConnection, name: &str, password_hash: &str
 
 /// The relay called `name` (case-insensitive), disabled or not.
 pub async fn find_by_name(conn: &mut SqliteConnection, name: &str) -> Result<Option<Relay>> {
-    let row = sqlx::query("SELECT * FROM relays WHERE name = ?")
+    let row: Option<Relay> = sqlx::query_as("SELECT * FROM relays WHERE name = ?")
         .bind(name)
         .fetch_optional(&mut *conn)
         .await?;
-    row.as_ref().map(from_row).transpose()
+    Ok(row)
 }
 
 /// Every relay, by name.
 pub async fn list(conn: &mut SqliteConnection) -> Result<Vec<Relay>> {
-    let rows = sqlx::query("SELECT * FROM relays ORDER BY name")
+    let rows: Vec<Relay> = sqlx::query_as("SELECT * FROM relays ORDER BY name")
         .fetch_all(&mut *conn)
         .await?;
-    rows.iter().map(from_row).collect()
+    Ok(rows)
 }
 
 /// Delete the relay called `name`; returns it, or `None` if there was none.

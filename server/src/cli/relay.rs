@@ -5,14 +5,42 @@
 //! transaction as the change.
 
 use std::io::Write;
+use std::process::ExitCode;
 
 use anyhow::bail;
+use clap::Subcommand;
 use serde_json::json;
 
 use crate::app::{self, App};
 use crate::audit::{self, Action, Event, actor};
 use crate::clock;
 use crate::store::relays;
+
+#[derive(Debug, Subcommand)]
+pub enum RelayCommand {
+    /// Add a relay; its generated password is the last line of output, shown once.
+    Add {
+        #[arg(long)]
+        name: String,
+    },
+    /// List relays.
+    List,
+    /// Remove a relay (it can no longer authenticate).
+    Remove {
+        #[arg(long)]
+        name: String,
+    },
+}
+
+/// Run one `relay` command.
+pub async fn run(app: &App, command: RelayCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        RelayCommand::Add { name } => relay_add(app, &name).await?,
+        RelayCommand::List => relay_list(app).await?,
+        RelayCommand::Remove { name } => relay_remove(app, &name).await?,
+    }
+    Ok(ExitCode::SUCCESS)
+}
 
 /// A relay name: 1 to 64 of `A-Z a-z 0-9 . _ - @`, so it can be typed as a SASL user name in
 /// any MTA's configuration without quoting.

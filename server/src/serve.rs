@@ -1,0 +1,131 @@
+//! `sealpost serve`: open the data directory, clean up after a crash, bind every listener,
+//! print the `listening` lines (the output contract in [`crate::cli`]), and run HTTP, SMTP
+//! (and SMTPS) and the periodic jobs until SIGTERM or Ctrl-C; a listener that fails stops the
+//! others too.
+
+use std::io::Write;
+use std::time::Duration;
+
+use anyhow::Context;
+
+use crate::app::App;
+use crate::config::Config;
+use crate::{jobs, smtp, web};
+
+/// Run the server until a shutdown signal, then let in-flight work finish.
+pub async fn serve(config: Config) -> anyhow::Result<()> {
+    let app = App::build(config).await?;
+    // No listener runs yet, so every message still `receiving` lost its writer in a crash.
+    let removed = crate::messages::cleanup_stale(app.store(), 0).await?;
+    if removed > 0 {
+        tracing::warn!(
+            count = removed,
+            "removed messages whose upload was cut off by a restart"
+        );
+    }
+    let http_addr = app.config().http_addr;
+    let listener = tokio::net::TcpListener::bind(http_addr)
+        .await
+        .with_context(|| format!("cannot listen on {http_addr}"))?;
+    let bound = listener.local_addr()?;
+    let scheme = match web::check_listener_policy(bound, app.config())? {
+        web::Scheme::Http => "http",
+        web::Scheme::Https => "https",
+    };
+    // SMTP: STARTTLS certificate (generated on first run) and listeners, bound before the
+    // `listening` lines so that a client reading them can connect at once.
+    let (acceptor, _fingerprint) = crate::tls::smtp_acceptor(app.config())?;
+    let smtp_addr = app.config().smtp_addr;
+    let smtp_listener = tokio::net::TcpListener::bind(smtp_addr)
+        .await
+        .with_context(|| format!("cannot listen on {smtp_addr} (SMTP)"))?;
+    let smtps_listener = match app.config().smtps_addr {
+        Some(addr) => Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on {addr} (SMTPS)"))?,
+        ),
+        None => None,
+    };
+    {
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "listening {scheme}={bound}")?;
+        writeln!(out, "listening smtp={}", smtp_listener.local_addr()?)?;
+        if let Some(l) = &smtps_listener {
+            writeln!(out, "listening smtps={}", l.local_addr()?)?;
+        }
+        out.flush()?;
+    }
+    let jobs = tokio::spawn(jobs::run_periodic(
+        app.store().clone(),
+        Duration::from_secs(600),
+    ));
+    // One signal stops every listener; a listener that fails stops the others too.
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let until_stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        rx.wait_for(|s| *s).await.ok();
+    };
+    let signal = {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            shutdown_signal().await;
+            stop.send_replace(true);
+        })
+    };
+    let smtp_server = smtp::SmtpServer::new(app.state().clone(), Some(acceptor));
+    let (http, smtp_result, smtps_result) = tokio::join!(
+        async {
+            let r = app
+                .serve_http(listener, until_stopped(stopped.clone()))
+                .await;
+            stop.send_replace(true);
+            r
+        },
+        async {
+            let r = smtp_server
+                .serve(smtp_listener, false, until_stopped(stopped.clone()))
+                .await;
+            stop.send_replace(true);
+            r
+        },
+        async {
+            let Some(l) = smtps_listener else {
+                return Ok(());
+            };
+            let r = smtp_server
+                .serve(l, true, until_stopped(stopped.clone()))
+                .await;
+            stop.send_replace(true);
+            r
+        },
+    );
+    signal.abort();
+    jobs.abort();
+    app.store().close().await;
+    http.and(smtp_result).and(smtps_result)
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+    tracing::info!("shutting down");
+}
