@@ -40,6 +40,7 @@ use crate::store::{Result, SqliteConnection, Store};
     Deserialize,
     strum::IntoStaticStr,
     strum::EnumString,
+    strum::Display,
     strum::VariantArray,
 )]
 #[serde(rename_all = "snake_case")]
@@ -99,12 +100,6 @@ impl Action {
     /// The stored snake_case name.
     pub fn as_str(self) -> &'static str {
         self.into()
-    }
-}
-
-impl fmt::Display for Action {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
     }
 }
 

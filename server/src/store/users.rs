@@ -24,6 +24,7 @@ use crate::clock::{UnixMillis, now_ms};
     serde::Deserialize,
     strum::IntoStaticStr,
     strum::EnumString,
+    strum::Display,
 )]
 #[serde(rename_all = "lowercase")]
 #[strum(
@@ -44,12 +45,6 @@ impl Role {
     /// The stored (and CLI) spelling.
     pub fn as_str(self) -> &'static str {
         self.into()
-    }
-}
-
-impl fmt::Display for Role {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
     }
 }
 
