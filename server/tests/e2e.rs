@@ -3,16 +3,11 @@
 //! through the recipient pages, and check the invariants of DESIGN.md section 3 from outside
 //! (the data directory, the server log, the audit log).
 
-#![expect(
-    clippy::disallowed_methods,
-    reason = "black-box tests read the environment and inspect the database file directly"
-)]
-
 mod common;
 
 use common::{
-    App, AppBuilder, Multipart, PickupLink, Reply, attachments, canary, contains, copy_dir,
-    db_dump, dump_diff, files_under, log_mentions_code, open_db, pseudo_random_bytes, spawn_app,
+    App, AppBuilder, Db, Multipart, PickupLink, Reply, attachments, canary, contains, copy_dir,
+    dump_diff, files_under, log_mentions_code, pseudo_random_bytes, spawn_app,
 };
 use serde_json::json;
 
@@ -205,8 +200,8 @@ fn full_flow_submit_notify_code_verify_open_download() {
 /// raw bytes) or a passphrase — checked while the server runs and after it stopped — and the
 /// server log (at debug level) has no link secret, code or passphrase. The notifications carry
 /// no content either.
-#[tokio::test]
-async fn no_plaintext_at_rest_and_no_secrets_in_the_log() {
+#[test]
+fn no_plaintext_at_rest_and_no_secrets_in_the_log() {
     let mut app = spawn_app();
     let token = app.create_sender(SENDER);
 
@@ -426,9 +421,7 @@ async fn no_plaintext_at_rest_and_no_secrets_in_the_log() {
     scan("after a clean stop");
     check_log(&app.log(), "after stop");
     // Also nothing in the database after a checkpoint into the main file, when read back.
-    let pool = open_db(&app.db_path(), true).await;
-    let dump = format!("{:?}", db_dump(&pool).await);
-    pool.close().await;
+    let dump = format!("{:?}", Db::read_only(&app.db_path()).dump());
     for (name, needle) in &needles {
         if let Ok(s) = std::str::from_utf8(needle) {
             assert!(!dump.contains(s), "{name} readable from the database");
@@ -438,8 +431,8 @@ async fn no_plaintext_at_rest_and_no_secrets_in_the_log() {
 
 /// Proof of invariant 4: twenty `GET /p/{id}` (and GETs of the form URLs, which redirect back)
 /// change no row of any table and set no cookie; the recipient can still go on afterwards.
-#[tokio::test]
-async fn landing_gets_change_nothing() {
+#[test]
+fn landing_gets_change_nothing() {
     let app = spawn_app();
     let token = app.create_sender(SENDER);
     let recipient = "erin@example.net";
@@ -450,8 +443,8 @@ async fn landing_gets_change_nothing() {
     submit_ok(&reply);
     let link = app.notification_link(recipient);
 
-    let pool = open_db(&app.db_path(), true).await;
-    let before = db_dump(&pool).await;
+    let db = Db::read_only(&app.db_path());
+    let before = db.dump();
     assert!(
         before.get("recipients").is_some_and(|r| r.len() == 1),
         "unexpected dump: {before:?}"
@@ -483,7 +476,7 @@ async fn landing_gets_change_nothing() {
         );
     }
 
-    let after = db_dump(&pool).await;
+    let after = db.dump();
     let diff = dump_diff(&before, &after);
     assert!(diff.is_empty(), "GETs changed the database:\n{diff}");
     assert_eq!(app.outbox().len(), outbox_before, "GETs sent mail");
@@ -491,8 +484,8 @@ async fn landing_gets_change_nothing() {
     // Nothing burnt: a code can still be had and the message opened.
     let cookie = app.verify_by_code(&link, recipient);
     // Control: a real step does show up in the dump.
-    let changed = dump_diff(&after, &db_dump(&pool).await);
-    pool.close().await;
+    let changed = dump_diff(&after, &db.dump());
+    drop(db);
     assert!(
         changed.contains("access_codes") && changed.contains("audit_events"),
         "the dump did not see the code being sent:\n{changed}"
@@ -529,8 +522,8 @@ fn broken_seq(output: &str) -> i64 {
 /// Proof: after real activity the audit chain verifies; on fresh copies of the stopped
 /// server's data, updating one row's detail, deleting one row, or swapping two rows each make
 /// `sealpost audit verify` exit 1 naming the tampered seq.
-#[tokio::test]
-async fn audit_verify_detects_update_delete_and_swap() {
+#[test]
+fn audit_verify_detects_update_delete_and_swap() {
     let mut app = spawn_app();
     let token = app.create_sender(SENDER);
     let recipient = "frank@example.net";
@@ -561,12 +554,7 @@ async fn audit_verify_detects_update_delete_and_swap() {
     assert_eq!(code, Some(0), "untampered chain: {output}");
     assert!(output.contains("audit chain ok"), "{output}");
 
-    let pool = open_db(&app.db_path(), true).await;
-    let (last,): (i64,) = sqlx::query_as("SELECT max(seq) FROM audit_events")
-        .fetch_one(&pool)
-        .await
-        .expect("max seq");
-    pool.close().await;
+    let last = Db::read_only(&app.db_path()).last_audit_seq();
     assert!(
         last >= 8,
         "expected some activity in the audit log, got {last} events"
@@ -602,13 +590,8 @@ async fn audit_verify_detects_update_delete_and_swap() {
         let copy = tempfile::tempdir().expect("tempdir");
         let data = copy.path().join("data");
         copy_dir(&app.data_dir, &data);
-        let pool = open_db(&data.join("sealpost.db"), false).await;
-        let done = sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
-            .execute(&pool)
-            .await
-            .unwrap_or_else(|e| panic!("{what}: {e}"));
-        assert!(done.rows_affected() >= 1, "{what}: no row changed");
-        pool.close().await;
+        let changed = Db::writable(&data.join("sealpost.db")).tamper(&sql);
+        assert!(changed >= 1, "{what}: no row changed");
 
         let (code, output) = verify_output(&data);
         assert_eq!(code, Some(1), "{what}: verify should fail: {output}");
@@ -717,8 +700,8 @@ fn wrong_secret_and_passphrase_are_refused_audited_and_lock_out() {
 /// Proof of invariant 7 for the API: malformed JSON 400, missing fields and invalid addresses
 /// 422, no or a bad token 401, unknown ids 404 — each with a JSON `{"error","message"}` a
 /// person can read; and a rejected submission leaves no message and sends no mail.
-#[tokio::test]
-async fn api_bad_input_gets_clear_refusals() {
+#[test]
+fn api_bad_input_gets_clear_refusals() {
     let app = spawn_app();
     let token = app.create_sender(SENDER);
 
@@ -830,12 +813,7 @@ async fn api_bad_input_gets_clear_refusals() {
         "401 without WWW-Authenticate: Bearer"
     );
 
-    let pool = open_db(&app.db_path(), true).await;
-    let (messages,): (i64,) = sqlx::query_as("SELECT count(*) FROM messages")
-        .fetch_one(&pool)
-        .await
-        .expect("count");
-    pool.close().await;
+    let messages = Db::read_only(&app.db_path()).messages();
     assert_eq!(messages, 0, "a refused submission left a message behind");
     assert!(app.outbox().is_empty(), "a refused submission sent mail");
 }
@@ -843,8 +821,8 @@ async fn api_bad_input_gets_clear_refusals() {
 /// Proof of invariant 7 for sizes: with a 64 KiB message limit, a JSON body over the request
 /// limit, a JSON message over the message limit, and a multipart upload over it each get 413
 /// with a readable JSON error, and nothing is kept or sent.
-#[tokio::test]
-async fn oversize_bodies_get_413() {
+#[test]
+fn oversize_bodies_get_413() {
     let app = AppBuilder::default()
         .env("SEALPOST_MAX_MESSAGE_BYTES", "65536")
         .spawn();
@@ -915,12 +893,7 @@ async fn oversize_bodies_get_413() {
         &token,
         &json!({"to": ["a@example.net"], "subject": "s", "text": "small"}),
     ));
-    let pool = open_db(&app.db_path(), true).await;
-    let (messages,): (i64,) = sqlx::query_as("SELECT count(*) FROM messages")
-        .fetch_one(&pool)
-        .await
-        .expect("count");
-    pool.close().await;
+    let messages = Db::read_only(&app.db_path()).messages();
     assert_eq!(
         messages, 1,
         "a refused oversize submission left a message behind"
@@ -935,8 +908,8 @@ async fn oversize_bodies_get_413() {
 /// Proof of invariant 7 for the pickup pages: an unknown or malformed pickup id gets a 404 page,
 /// an expired message 410 with its own page, a revoked one 410 with its own page (and the
 /// sender's view shows it revoked) — each an HTML page with a heading a person can read.
-#[tokio::test]
-async fn unknown_expired_and_revoked_pickups_get_their_pages() {
+#[test]
+fn unknown_expired_and_revoked_pickups_get_their_pages() {
     let app = spawn_app();
     let token = app.create_sender(SENDER);
 
@@ -971,13 +944,7 @@ async fn unknown_expired_and_revoked_pickups_get_their_pages() {
         &json!({"to": [expiring], "subject": "s", "text": "t", "expires_in_days": 1}),
     ));
     let link = app.notification_link(expiring);
-    let pool = open_db(&app.db_path(), false).await;
-    sqlx::query("UPDATE messages SET expires_at = 0 WHERE id = ?")
-        .bind(&id)
-        .execute(&pool)
-        .await
-        .expect("move expiry");
-    pool.close().await;
+    Db::writable(&app.db_path()).expire_message(&id);
     let reply = app.get(&format!("/p/{}", link.pickup_id));
     assert_eq!(reply.status, 410, "expired landing: {}", reply.text());
     let text = reply.html_error();
@@ -1016,20 +983,8 @@ async fn unknown_expired_and_revoked_pickups_get_their_pages() {
     assert!(status.json()["revoked_at"].is_string(), "{}", status.text());
 
     // Revoking shreds: no wrapped key and no ciphertext left for it.
-    let pool = open_db(&app.db_path(), true).await;
-    let (chunks,): (i64,) = sqlx::query_as("SELECT count(*) FROM chunks WHERE message_id = ?")
-        .bind(&id)
-        .fetch_one(&pool)
-        .await
-        .expect("count chunks");
-    let (keys,): (i64,) = sqlx::query_as(
-        "SELECT count(*) FROM recipients WHERE message_id = ? AND wrapped_dek IS NOT NULL",
-    )
-    .bind(&id)
-    .fetch_one(&pool)
-    .await
-    .expect("count keys");
-    pool.close().await;
+    let db = Db::read_only(&app.db_path());
+    let (chunks, keys) = (db.chunks_of(&id), db.wrapped_keys_of(&id));
     assert_eq!(
         (chunks, keys),
         (0, 0),
