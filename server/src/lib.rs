@@ -29,5 +29,7 @@ pub mod notify;
 pub mod smtp;
 pub mod store;
 pub mod telemetry;
+#[cfg(test)]
+pub(crate) mod testing;
 pub mod tls;
 pub mod web;

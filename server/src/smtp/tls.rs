@@ -148,8 +148,9 @@ mod tests {
 
     #[test]
     fn self_signed_is_generated_once_with_a_private_key() -> anyhow::Result<()> {
-        let dir = tempfile::tempdir()?;
-        let config = Config::builder().set("data_dir", dir.path()).build()?;
+        let (_dir, config) = crate::testing::TestApp::builder().config()?;
+        // App::open creates the data directory before anything asks for a certificate.
+        std::fs::create_dir_all(&config.data_dir)?;
         let (_, first) = acceptor(&config)?;
         let (_, again) = acceptor(&config)?;
         assert_eq!(first, again, "the certificate is reused, not regenerated");
@@ -157,7 +158,7 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(dir.path().join(SELF_SIGNED_KEY))?
+            let mode = std::fs::metadata(config.data_dir.join(SELF_SIGNED_KEY))?
                 .permissions()
                 .mode();
             assert_eq!(mode & 0o777, 0o600);

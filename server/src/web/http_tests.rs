@@ -1,12 +1,6 @@
 //! The HTTP layer through the real router (`oneshot`), over a real SQLite store in a temp dir.
 
-#![expect(
-    clippy::disallowed_methods,
-    reason = "tests check the stored rows directly, beside the store"
-)]
-
 use std::error::Error as StdError;
-use std::path::Path;
 
 use axum::Router;
 use axum::body::{Body, to_bytes};
@@ -14,49 +8,53 @@ use axum::http::{HeaderMap, Method, Request, StatusCode, header};
 use base64::Engine as _;
 use tower::ServiceExt;
 
-use crate::app::App;
 use crate::audit;
-use crate::config::{Config, ConfigBuilder};
-use crate::store::tokens;
-use crate::store::users::{self, Role};
+use crate::config::Config;
+use crate::store::testing as rows;
+use crate::testing::{PickupLink, SENDER, TestApp, TestAppBuilder};
 
 type TestResult = Result<(), Box<dyn StdError>>;
 
 const BASE: &str = "http://127.0.0.1:8080";
 
-struct TestApp {
+struct Test {
     router: Router,
     store: crate::store::Store,
     token: String,
     config: Config,
-    _dir: tempfile::TempDir,
+    app: TestApp,
+}
+
+impl Test {
+    /// The pickup link of the newest notification in the outbox.
+    fn link(&self) -> Result<PickupLink, Box<dyn StdError>> {
+        self.app
+            .outbox()?
+            .iter()
+            .rev()
+            .find_map(|m| m.link())
+            .ok_or_else(|| "no notification with a link in the outbox".into())
+    }
 }
 
 /// A migrated instance in a temp dir with one sender holding an API token.
-async fn test_app(max_message_bytes: u64) -> Result<TestApp, Box<dyn StdError>> {
-    test_app_with(Config::builder().set("max_message_bytes", max_message_bytes)).await
+async fn test_app(max_message_bytes: u64) -> Result<Test, Box<dyn StdError>> {
+    test_app_with(TestApp::builder().set("max_message_bytes", max_message_bytes)).await
 }
 
-async fn test_app_with(settings: ConfigBuilder) -> Result<TestApp, Box<dyn StdError>> {
-    let dir = tempfile::tempdir()?;
-    let config = settings
-        .set("data_dir", dir.path().join("data"))
+async fn test_app_with(settings: TestAppBuilder) -> Result<Test, Box<dyn StdError>> {
+    let app = settings
         .set("max_recipients", 3)
         .set("max_attachments", 2)
-        .build()?;
-    let app = App::open(config.clone()).await?;
-    let token = sealpost_crypto::token::generate().to_string();
-    {
-        let mut conn = app.store().acquire().await?;
-        let user = users::insert(&mut conn, "sender@example.org", Role::Sender, "x").await?;
-        tokens::insert(&mut conn, user.id, &sealpost_crypto::token::digest(&token)).await?;
-    }
-    Ok(TestApp {
+        .build()
+        .await?;
+    let sender = app.add_sender(SENDER).await?;
+    Ok(Test {
         router: super::router(app.state().clone()),
         store: app.store().clone(),
-        token,
-        config,
-        _dir: dir,
+        token: sender.token,
+        config: app.config().clone(),
+        app,
     })
 }
 
@@ -330,97 +328,6 @@ async fn cross_site_form_posts_are_refused() -> TestResult {
 
 // ---- the full round trip -------------------------------------------------------------------
 
-/// Every `.eml` in the outbox, oldest first, made searchable: quoted-printable soft breaks and
-/// `=3D` undone, and base64 blocks decoded and appended (enough to find links and codes
-/// whatever transfer encoding the mailer chose).
-fn outbox(dir: &Path) -> Result<Vec<String>, Box<dyn StdError>> {
-    let mut files: Vec<_> = match std::fs::read_dir(dir) {
-        Ok(rd) => rd.filter_map(Result::ok).map(|e| e.path()).collect(),
-        Err(_) => return Ok(Vec::new()),
-    };
-    files.retain(|p| p.extension().is_some_and(|e| e == "eml"));
-    files.sort_by_key(|p| {
-        std::fs::metadata(p)
-            .and_then(|m| m.modified())
-            .unwrap_or(std::time::SystemTime::UNIX_EPOCH)
-    });
-    let mut out = Vec::new();
-    for f in files {
-        out.push(searchable(&std::fs::read_to_string(&f)?));
-    }
-    Ok(out)
-}
-
-fn searchable(raw: &str) -> String {
-    let mut text = raw
-        .replace("=\r\n", "")
-        .replace("=\n", "")
-        .replace("=3D", "=");
-    let mut block = String::new();
-    let is_b64 = |l: &str| {
-        l.len() >= 16
-            && l.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'='))
-    };
-    for line in raw.lines().chain(std::iter::once("")) {
-        let line = line.trim_end();
-        if is_b64(line) {
-            block.push_str(line);
-            continue;
-        }
-        if !block.is_empty() {
-            if let Ok(bytes) = base64::engine::general_purpose::STANDARD.decode(&block) {
-                text.push('\n');
-                text.push_str(&String::from_utf8_lossy(&bytes));
-            }
-            block.clear();
-        }
-    }
-    text
-}
-
-/// `(pickup id, link secret)` from a notification.
-fn link_in(mail: &str) -> Option<(String, String)> {
-    mail.match_indices("/p/").find_map(|(at, _)| {
-        let rest = &mail[at + 3..];
-        let id_len = rest
-            .bytes()
-            .take_while(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_'))
-            .count();
-        let after = rest[id_len..].strip_prefix("#k=")?;
-        let secret: String = after
-            .chars()
-            .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_'))
-            .collect();
-        (id_len > 0 && secret.len() == 22).then(|| (rest[..id_len].to_owned(), secret))
-    })
-}
-
-/// The first run of exactly six digits in a mail's body.
-fn code_in(mail: &str) -> Option<String> {
-    let body_start = mail.find("\r\n\r\n").or_else(|| mail.find("\n\n"))?;
-    let body = &mail[body_start..];
-    let bytes = body.as_bytes();
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i].is_ascii_digit() {
-            let start = i;
-            while i < bytes.len() && bytes[i].is_ascii_digit() {
-                i += 1;
-            }
-            let before_ok = start == 0
-                || !(bytes[start - 1].is_ascii_alphanumeric() || bytes[start - 1] == b'#');
-            let after_ok = i == bytes.len() || !bytes[i].is_ascii_alphanumeric();
-            if i - start == 6 && before_ok && after_ok {
-                return Some(body[start..i].to_owned());
-            }
-        } else {
-            i += 1;
-        }
-    }
-    None
-}
-
 fn cookie_of(reply: &Reply) -> Option<String> {
     reply
         .headers
@@ -462,13 +369,10 @@ async fn submit_notify_verify_open_download() -> TestResult {
     );
     assert_eq!(created["recipients"][0]["address"], "patient@example.org");
 
-    let outbox_dir = t.config.outbox_dir();
-    let mails = outbox(&outbox_dir)?;
-    let (pickup, secret) = mails
-        .iter()
-        .find_map(|m| link_in(m))
-        .ok_or("no notification with a link in the outbox")?;
-    let mails_before_code = mails.len();
+    let PickupLink {
+        pickup_id: pickup,
+        secret,
+    } = t.link()?;
 
     // Landing: 200, strict headers, no cookie.
     let reply = send(&t.router, get(&format!("/p/{pickup}"))).await?;
@@ -501,11 +405,7 @@ async fn submit_notify_verify_open_download() -> TestResult {
             .text()
             .contains(&format!("action=\"/p/{pickup}/verify\""))
     );
-    let mails = outbox(&outbox_dir)?;
-    let code = mails[mails_before_code..]
-        .iter()
-        .find_map(|m| code_in(m))
-        .ok_or("no code mail in the outbox")?;
+    let code = t.app.code_to("patient@example.org")?;
 
     // A wrong code re-shows the form with the attempts left.
     let wrong = if code == "000000" { "111111" } else { "000000" };
@@ -692,7 +592,7 @@ async fn multipart_submission_streams_attachments() -> TestResult {
 
 #[tokio::test]
 async fn passphrase_message_opens_without_code_and_locks_after_failures() -> TestResult {
-    let t = test_app_with(Config::builder().set("lockout_threshold", 3)).await?;
+    let t = test_app_with(TestApp::builder().set("lockout_threshold", 3)).await?;
     let body = serde_json::json!({
         "to": ["client@example.org"],
         "subject": "Contract",
@@ -705,10 +605,10 @@ async fn passphrase_message_opens_without_code_and_locks_after_failures() -> Tes
     )
     .await?;
     assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text());
-    let (pickup, secret) = outbox(&t.config.outbox_dir())?
-        .iter()
-        .find_map(|m| link_in(m))
-        .ok_or("no notification")?;
+    let PickupLink {
+        pickup_id: pickup,
+        secret,
+    } = t.link()?;
 
     // The landing page asks for the passphrase right away.
     let reply = send(&t.router, get(&format!("/p/{pickup}"))).await?;
@@ -785,7 +685,7 @@ async fn multipart_over_the_limit_is_413_and_keeps_nothing() -> TestResult {
     let reply = send(&t.router, api_post(Some(&t.token), &ctype, body)).await?;
     assert_json_error(&reply, StatusCode::PAYLOAD_TOO_LARGE, "too_large")?;
     assert!(
-        outbox(&t.config.outbox_dir())?.is_empty(),
+        t.app.outbox()?.is_empty(),
         "a refused message notified someone"
     );
     Ok(())
@@ -818,8 +718,7 @@ async fn each_api_request_audits_one_token_use_with_the_peer_ip() -> TestResult 
         StatusCode::UNAUTHORIZED
     );
 
-    let mut conn = t.store.acquire().await?;
-    let rows = crate::store::audit::page_after(&mut conn, 0, 1000).await?;
+    let rows = rows::audit_rows(&t.store).await?;
     let used: Vec<_> = rows.iter().filter(|r| r.action == "token_used").collect();
     assert_eq!(used.len(), 2);
     assert!(used.iter().all(|r| r.ip.as_deref() == Some("192.0.2.7")));
@@ -836,7 +735,6 @@ async fn each_api_request_audits_one_token_use_with_the_peer_ip() -> TestResult 
         rows.iter().all(|r| !r.detail.contains("sp_")),
         "a token reached the log"
     );
-    drop(conn);
     assert!(audit::verify(&t.store).await?.ok());
     Ok(())
 }
@@ -850,7 +748,7 @@ async fn relay_failure_gives_503_and_keeps_nothing() -> TestResult {
         .await?
         .local_addr()?
         .port();
-    let t = test_app_with(Config::builder().set("outbound", format!("smtp://127.0.0.1:{closed}")))
+    let t = test_app_with(TestApp::builder().set("outbound", format!("smtp://127.0.0.1:{closed}")))
         .await?;
     let body = serde_json::json!({
         "to": ["bob@example.org"], "subject": "s", "text": "t",
@@ -873,20 +771,16 @@ async fn relay_failure_gives_503_and_keeps_nothing() -> TestResult {
             .as_str()
             .is_some_and(|m| !m.is_empty())
     );
-    let mut conn = t.store.acquire().await?;
     for table in ["messages", "parts", "chunks", "recipients"] {
-        let (n,): (i64,) =
-            sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT count(*) FROM {table}")))
-                .fetch_one(&mut *conn)
-                .await?;
+        let n = rows::count_rows(&t.store, table).await?;
         assert_eq!(n, 0, "{table} must be empty after a refused submission");
     }
-    let (failed,): (i64,) =
-        sqlx::query_as("SELECT count(*) FROM audit_events WHERE action IN ('notification_failed', 'submit_rejected')")
-            .fetch_one(&mut *conn)
-            .await?;
+    let audit_rows = rows::audit_rows(&t.store).await?;
+    let failed = audit_rows
+        .iter()
+        .filter(|r| r.action == "notification_failed" || r.action == "submit_rejected")
+        .count();
     assert_eq!(failed, 2);
-    drop(conn);
     assert!(audit::verify(&t.store).await?.ok());
     Ok(())
 }
