@@ -183,6 +183,17 @@ pub(crate) async fn set_expires_at(store: &Store, message_id: &str, at: UnixMill
     Ok(())
 }
 
+/// Lock the recipient with `pickup_id` at `at`, as its last allowed failure would.
+pub(crate) async fn lock_recipient(store: &Store, pickup_id: &str, at: UnixMillis) -> Result<()> {
+    let mut conn = store.acquire().await?;
+    sqlx::query("UPDATE recipients SET locked_at = ? WHERE pickup_id = ?")
+        .bind(at)
+        .bind(pickup_id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
 /// `failed_attempts` of the recipient with `pickup_id`, and whether it is locked.
 pub(crate) async fn failures(store: &Store, pickup_id: &str) -> Result<(i64, bool)> {
     let mut conn = store.acquire().await?;
