@@ -15,6 +15,15 @@ use crate::testing::{PickupLink, SENDER, TestApp};
 
 const RECIPIENT: &str = "patient@example.org";
 
+/// The page holds a form posting to `action`.
+fn assert_form(reply: &super::Reply, action: &str) {
+    let text = reply.text();
+    assert!(
+        text.contains(&format!("action=\"{action}\"")),
+        "no form for {action}: {text}"
+    );
+}
+
 /// A message to [`RECIPIENT`]: text that must be escaped, HTML with a remote image and a link,
 /// and one attachment with a non-ASCII name (`Befund März.pdf`, 70,000 bytes).
 async fn message(t: &Test) -> Result<(String, PickupLink, Vec<u8>), Box<dyn std::error::Error>> {
@@ -49,11 +58,7 @@ async fn landing_offers_the_code_step_and_sets_no_cookie() -> TestResult {
         "landing set a cookie"
     );
     assert!(reply.text().contains(SENDER));
-    assert!(
-        reply
-            .text()
-            .contains(&format!("action=\"/p/{pickup_id}/code\""))
-    );
+    assert_form(&reply, &format!("/p/{pickup_id}/code"));
     Ok(())
 }
 
@@ -68,11 +73,7 @@ async fn code_pages_map_a_wrong_code_to_403() -> TestResult {
         .send(form_post(&format!("/p/{pickup_id}/code"), "", None))
         .await?;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
-    assert!(
-        reply
-            .text()
-            .contains(&format!("action=\"/p/{pickup_id}/verify\""))
-    );
+    assert_form(&reply, &format!("/p/{pickup_id}/verify"));
     let code = t.app.code_to(RECIPIENT)?;
     let wrong = if code == "000000" { "111111" } else { "000000" };
     let reply = t
@@ -103,11 +104,7 @@ async fn code_pages_map_a_wrong_code_to_403() -> TestResult {
         set_cookie.contains("HttpOnly") && set_cookie.contains("SameSite=Strict"),
         "{set_cookie}"
     );
-    assert!(
-        reply
-            .text()
-            .contains(&format!("action=\"/p/{pickup_id}/open\""))
-    );
+    assert_form(&reply, &format!("/p/{pickup_id}/open"));
     Ok(())
 }
 
