@@ -269,17 +269,11 @@ pub fn check_staff_email(email: &str) -> anyhow::Result<()> {
 mod tests {
     use super::*;
 
-    fn config_in(dir: &Path) -> Config {
-        match Config::builder().set("data_dir", dir.join("data")).build() {
-            Ok(c) => c,
-            Err(e) => panic!("{e}"),
-        }
-    }
+    use crate::testing::TestApp;
 
     #[tokio::test]
     async fn first_run_creates_dir_key_db_and_admin_once() -> anyhow::Result<()> {
-        let tmp = tempfile::tempdir()?;
-        let config = config_in(tmp.path());
+        let (_dir, config) = TestApp::builder().config()?;
         let app = App::open(config.clone()).await?;
         #[cfg(unix)]
         {
@@ -322,18 +316,15 @@ mod tests {
     }
 
     #[test]
-    fn bad_server_key_env_is_rejected_without_echo() {
-        let config = match Config::builder()
+    fn bad_server_key_env_is_rejected_without_echo() -> anyhow::Result<()> {
+        let (_dir, config) = TestApp::builder()
             .set("server_key", "not-a-key-hunter2")
-            .build()
-        {
-            Ok(c) => c,
-            Err(e) => panic!("{e}"),
-        };
+            .config()?;
         match load_or_create_server_key(&config) {
             Ok(_) => panic!("accepted a bad key"),
             Err(e) => assert!(!format!("{e:#}").contains("hunter2")),
         }
+        Ok(())
     }
 
     #[test]

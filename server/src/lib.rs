@@ -32,5 +32,7 @@ pub mod serve;
 pub mod smtp;
 pub mod store;
 pub mod telemetry;
+#[cfg(test)]
+pub(crate) mod testing;
 pub mod tls;
 pub mod web;

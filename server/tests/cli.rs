@@ -1,44 +1,19 @@
-//! Black-box tests of the real `sealpost` binary in a temporary directory.
+//! Black-box tests of the real `sealpost` binary's command line in a temporary directory:
+//! commands, exit codes, and `serve` starting and stopping.
 
-#![expect(
-    clippy::disallowed_methods,
-    reason = "black-box tests read the environment and inspect the database file directly"
-)]
+mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
-use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc;
-use std::time::Duration;
+use common::{AppBuilder, Db, sealpost, text};
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
-/// A `sealpost` command isolated in `dir`: no inherited `SEALPOST_*` variables, data in
-/// `dir/data`, no config file.
-fn sealpost(dir: &Path) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_sealpost"));
-    for (key, _) in std::env::vars_os() {
-        if key.to_string_lossy().starts_with("SEALPOST_") {
-            cmd.env_remove(&key);
-        }
-    }
-    cmd.current_dir(dir)
-        .env("SEALPOST_DATA_DIR", dir.join("data"))
-        .env("RUST_LOG", "warn");
-    cmd
+/// `sealpost <args>` with data in `dir/data` (see [`common::cli`]).
+fn run(dir: &std::path::Path, args: &[&str]) -> std::process::Output {
+    common::cli(&dir.join("data"), args)
 }
 
-fn run(dir: &Path, args: &[&str]) -> Result<Output, std::io::Error> {
-    sealpost(dir).args(args).output()
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-#[tokio::test]
-async fn user_token_audit_verify_and_tampering() -> TestResult {
+#[test]
+fn user_token_audit_verify_and_tampering() -> TestResult {
     let tmp = tempfile::tempdir()?;
     let dir = tmp.path();
 
@@ -52,7 +27,7 @@ async fn user_token_audit_verify_and_tampering() -> TestResult {
             "--role",
             "sender",
         ],
-    )?;
+    );
     assert!(
         out.status.success(),
         "user add failed: {}",
@@ -71,11 +46,11 @@ async fn user_token_audit_verify_and_tampering() -> TestResult {
             "--role",
             "admin",
         ],
-    )?;
+    );
     assert_eq!(out.status.code(), Some(2), "duplicate email must fail");
     assert!(text(&out.stderr).contains("already exists"));
 
-    let out = run(dir, &["token", "create", "--email", "sender@example.org"])?;
+    let out = run(dir, &["token", "create", "--email", "sender@example.org"]);
     assert!(
         out.status.success(),
         "token create failed: {}",
@@ -88,10 +63,10 @@ async fn user_token_audit_verify_and_tampering() -> TestResult {
         "token line: {token:?}"
     );
 
-    let out = run(dir, &["user", "list"])?;
+    let out = run(dir, &["user", "list"]);
     assert!(text(&out.stdout).contains("sender@example.org\tsender\tactive"));
 
-    let out = run(dir, &["audit", "verify"])?;
+    let out = run(dir, &["audit", "verify"]);
     assert_eq!(
         out.status.code(),
         Some(0),
@@ -101,7 +76,7 @@ async fn user_token_audit_verify_and_tampering() -> TestResult {
     );
     assert!(text(&out.stdout).contains("audit chain ok: 2 events"));
 
-    let out = run(dir, &["audit", "export", "--format", "jsonl"])?;
+    let out = run(dir, &["audit", "export", "--format", "jsonl"]);
     assert!(out.status.success());
     let exported = text(&out.stdout);
     assert_eq!(exported.lines().count(), 2, "{exported}");
@@ -112,25 +87,17 @@ async fn user_token_audit_verify_and_tampering() -> TestResult {
     );
 
     // Only the token's SHA-256 is stored.
-    let db = dir.join("data").join("sealpost.db");
-    let pool =
-        sqlx::SqlitePool::connect_with(sqlx::sqlite::SqliteConnectOptions::new().filename(&db))
-            .await?;
-    let (stored,): (Vec<u8>,) = sqlx::query_as("SELECT token_hash FROM api_tokens")
-        .fetch_one(&pool)
-        .await?;
+    let db = Db::writable(&dir.join("data").join("sealpost.db"));
     assert_eq!(
-        stored,
-        sealpost_crypto::hash::sha256(token.as_bytes()).to_vec()
+        db.token_hashes(),
+        [sealpost_crypto::hash::sha256(token.as_bytes()).to_vec()]
     );
 
     // Tamper with event 2 (the token creation): verify must fail naming seq 2.
-    sqlx::query("UPDATE audit_events SET actor = 'mallory' WHERE seq = 2")
-        .execute(&pool)
-        .await?;
-    pool.close().await;
+    db.tamper("UPDATE audit_events SET actor = 'mallory' WHERE seq = 2");
+    drop(db);
 
-    let out = run(dir, &["audit", "verify"])?;
+    let out = run(dir, &["audit", "verify"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
         text(&out.stdout).contains("audit chain broken at seq 2"),
@@ -140,100 +107,39 @@ async fn user_token_audit_verify_and_tampering() -> TestResult {
     Ok(())
 }
 
-/// Kills the child if the test fails before it exits.
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Ok(None) = self.0.try_wait() {
-            self.0.kill().ok();
-            self.0.wait().ok();
-        }
-    }
-}
-
-fn http_get(addr: &str, path: &str) -> Result<String, std::io::Error> {
-    let mut stream = TcpStream::connect(addr)?;
-    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response)?;
-    Ok(response)
-}
-
+/// Proof: on a fresh data directory `serve` announces the first admin before it listens,
+/// answers `/healthz` (and 404 elsewhere), and exits cleanly on SIGTERM; a second start does
+/// not create another admin.
 #[test]
-fn serve_answers_healthz_and_stops_on_sigterm() -> TestResult {
-    let tmp = tempfile::tempdir()?;
-    let child = sealpost(tmp.path())
-        .arg("serve")
-        .env("SEALPOST_HTTP_ADDR", "127.0.0.1:0")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()?;
-    let mut server = Server(child);
-    let stdout = server.0.stdout.take().ok_or("no stdout")?;
-
-    // Read stdout on a thread so a hung server fails the test instead of hanging it.
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let mut lines = Vec::new();
-    let addr = loop {
-        let line = rx.recv_timeout(Duration::from_secs(60))?;
-        if let Some(addr) = line.strip_prefix("listening http=") {
-            break addr.trim().to_owned();
-        }
-        lines.push(line);
-    };
+fn serve_answers_healthz_and_stops_on_sigterm() {
+    let mut app = AppBuilder::default().spawn();
+    let log = app.log();
+    let admin = log.find("created first admin admin@localhost");
+    let listening = log.find("listening http=");
     assert!(
-        lines
-            .iter()
-            .any(|l| l.contains("created first admin admin@localhost")),
-        "first-run admin not announced: {lines:?}"
+        admin.is_some() && admin < listening,
+        "first-run admin not announced before listening: {log}"
     );
 
-    let response = http_get(&addr, "/healthz")?;
-    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
-    assert!(response.ends_with("ok"), "{response}");
+    let health = app.get("/healthz");
+    assert_eq!(health.status, 200, "{}", health.text());
+    assert!(health.text().ends_with("ok"), "{}", health.text());
 
-    let response = http_get(&addr, "/no-such-page")?;
-    assert!(response.starts_with("HTTP/1.1 404"), "{response}");
+    let missing = app.get("/no-such-page");
+    assert_eq!(missing.status, 404, "{}", missing.text());
 
-    // Graceful shutdown on SIGTERM.
-    let status = Command::new("kill")
-        .args(["-TERM", &server.0.id().to_string()])
-        .status()?;
-    assert!(status.success());
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    let exit = loop {
-        if let Some(exit) = server.0.try_wait()? {
-            break exit;
-        }
-        if std::time::Instant::now() > deadline {
-            return Err("server did not stop after SIGTERM".into());
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    assert!(exit.success(), "exit status {exit:?}");
+    // Graceful shutdown on SIGTERM: `stop` asserts a successful exit within its bound.
+    app.stop();
 
     // A second start does not create another admin.
-    let out = run(tmp.path(), &["user", "list"])?;
+    let out = app.cli(&["user", "list"]);
     assert_eq!(text(&out.stdout).matches("admin@localhost").count(), 1);
-    Ok(())
 }
 
 #[test]
 fn serve_refuses_plain_http_on_a_public_address() -> TestResult {
     let tmp = tempfile::tempdir()?;
-    let out = sealpost(tmp.path())
+    let out = sealpost(&tmp.path().join("data"))
         .arg("serve")
         .env("SEALPOST_HTTP_ADDR", "0.0.0.0:0")
         .output()?;
@@ -250,7 +156,7 @@ fn serve_refuses_plain_http_on_a_public_address() -> TestResult {
 #[test]
 fn invalid_config_fails_fast() -> TestResult {
     let tmp = tempfile::tempdir()?;
-    let out = sealpost(tmp.path())
+    let out = sealpost(&tmp.path().join("data"))
         .args(["audit", "verify"])
         .env("SEALPOST_MAX_RECIPIENTS", "lots")
         .output()?;

@@ -14,11 +14,6 @@
 //! `/usr/sbin/postfix` the test prints why and passes, unless `SEALPOST_TEST_REQUIRE` is `all`
 //! or names `postfix` (CI), where it fails.
 
-#![expect(
-    clippy::disallowed_methods,
-    reason = "black-box tests read the environment and inspect the database file directly"
-)]
-
 mod common;
 
 use std::path::{Path, PathBuf};
@@ -26,7 +21,7 @@ use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use common::{AppBuilder, attachments, pseudo_random_bytes, text};
+use common::{AppBuilder, pseudo_random_bytes, text};
 use sha2::{Digest as _, Sha256};
 
 const POSTFIX: &str = "/usr/sbin/postfix";
@@ -38,24 +33,15 @@ const BODY_LINE: &str = "Hello Bob, your results are attached (relayed by Postfi
 /// How long Postfix may take to pick the message up and relay it.
 const DELIVERY_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// `Some(())` when Postfix is installed; otherwise print why and return `None`, or panic when
-/// `SEALPOST_TEST_REQUIRE` is `all` or names `postfix`.
+/// `Some(())` when Postfix is installed, under [`common::require`] with the name `postfix`.
 fn require_postfix() -> Option<()> {
-    if Path::new(POSTFIX).is_file() && Path::new(SENDMAIL).is_file() {
-        return Some(());
-    }
-    let required = std::env::var("SEALPOST_TEST_REQUIRE").unwrap_or_default();
-    let required = required
-        .split(',')
-        .map(str::trim)
-        .any(|t| t == "all" || t == "postfix");
-    assert!(
-        !required,
-        "{POSTFIX} is not installed, but SEALPOST_TEST_REQUIRE requires postfix"
-    );
-    eprintln!("skipping: postfix not installed ({POSTFIX} missing)");
-    println!("skipping: postfix not installed ({POSTFIX} missing)");
-    None
+    common::require("postfix", || {
+        if Path::new(POSTFIX).is_file() && Path::new(SENDMAIL).is_file() {
+            Ok(())
+        } else {
+            Err(format!("postfix not installed ({POSTFIX} missing)"))
+        }
+    })
 }
 
 /// SHA-256 of the first certificate in a PEM file, as `AB:CD:…` (upper-case hex with colons,
@@ -476,12 +462,8 @@ fn relay_and_pick_up(routing: Routing) {
     // Postfix's queue is outside Sealpost: poll (bounded) for the notification.
     let deadline = Instant::now() + DELIVERY_TIMEOUT;
     let link = loop {
-        if let Some(mail) = app
-            .outbox()
-            .into_iter()
-            .find(|m| m.to.eq_ignore_ascii_case(RECIPIENT) && m.text.contains("/p/"))
-        {
-            break mail.link(&app.base_url);
+        if let Some(link) = app.find_notification_link(RECIPIENT) {
+            break link;
         }
         assert!(
             Instant::now() < deadline,
@@ -516,22 +498,20 @@ fn relay_and_pick_up(routing: Routing) {
     );
 
     // The pickup flow.
-    let opened = app.open_link(&link, RECIPIENT);
-    let page = &opened.page;
-    let page_text = page.page_text();
-    assert!(page_text.contains(SUBJECT), "subject: {page_text}");
-    assert!(page_text.contains(SENDER), "sender: {page_text}");
-    assert!(page_text.contains(BODY_LINE), "text: {page_text}");
+    let got = app.pick_up(&link, RECIPIENT);
+    assert!(got.text.contains(SUBJECT), "subject: {}", got.text);
+    assert!(got.text.contains(SENDER), "sender: {}", got.text);
+    assert!(got.text.contains(BODY_LINE), "text: {}", got.text);
     assert!(
-        page_text.contains(".a line starting with a dot"),
-        "dot-unstuffed text: {page_text}"
+        got.text.contains(".a line starting with a dot"),
+        "dot-unstuffed text: {}",
+        got.text
     );
-    let listed = attachments(page);
-    let names: Vec<&str> = listed.iter().map(|(_, n)| n.as_str()).collect();
-    assert_eq!(names, ["results.bin", "original.eml"], "{listed:?}");
-    let file = app.download(&opened, listed[0].0);
-    assert_eq!(file.status, 200, "{}", file.text());
-    assert!(file.body == attachment, "attachment bytes differ");
+    assert_eq!(got.names(), ["results.bin", "original.eml"]);
+    assert!(
+        got.file("results.bin") == attachment,
+        "attachment bytes differ"
+    );
 
     // Sealpost's audit log: the relay logged in (over TLS: `tls=yes`) and the message came in.
     let events = app.audit_events();
@@ -546,20 +526,14 @@ fn relay_and_pick_up(routing: Routing) {
             && login["ip"] == "127.0.0.1",
         "{login}"
     );
-    for action in ["message_submitted", "notification_sent"] {
-        assert!(
-            events.iter().any(|e| e["action"] == action),
-            "{action}: {events:?}"
-        );
-    }
+    app.assert_audited(None, &["message_submitted", "notification_sent"]);
     assert!(
         !events
             .iter()
             .any(|e| e["action"] == "smtp_refused" || e["action"] == "relay_auth_failed"),
         "{events:?}"
     );
-    let audit = app.cli(&["audit", "verify"]);
-    assert!(audit.status.success(), "{}", text(&audit.stdout));
+    app.assert_audit_verifies();
     println!("total {:?}", started.elapsed());
 }
 

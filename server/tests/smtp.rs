@@ -11,11 +11,20 @@ mod common;
 
 use std::process::Command;
 
-use common::{AppBuilder, attachments, require_tool, text};
+use common::{App, AppBuilder, require_tool, text};
 
 const RECIPIENT: &str = "bob@example.net";
 const SENDER: &str = "ann@clinic.example";
 const SUBJECT: &str = "Befund für Sie – 診断結果";
+
+/// `(host, port)` of the `listening <listener>=` address, and the password of a new relay
+/// `relay`.
+fn listener_and_relay(app: &App, listener: &str, relay: &str) -> (String, String, String) {
+    let addr = common::listening_addr(app, listener);
+    let (host, port) = addr.rsplit_once(':').expect("host:port");
+    let password = common::add_relay(app, relay);
+    (host.to_owned(), port.to_owned(), password)
+}
 
 /// Run a Python script with arguments; returns (success, stdout, stderr).
 fn python(script: &str, args: &[&str]) -> (bool, String, String) {
@@ -30,7 +39,7 @@ fn python(script: &str, args: &[&str]) -> (bool, String, String) {
 
 /// Run an smtplib script that prints `tls <version>` once its connection is encrypted; panics
 /// (with the server's log) unless it succeeds over TLS 1.2 or 1.3. Returns its stdout.
-fn send_over_tls(app: &common::App, script: &str, args: &[&str]) -> String {
+fn send_over_tls(app: &App, script: &str, args: &[&str]) -> String {
     let (ok, out, err) = python(script, args);
     assert!(
         ok,
@@ -103,13 +112,13 @@ fn smtplib_starttls_auth_and_pickup() {
         return;
     }
     let app = AppBuilder::default().spawn();
-    let addr = common::smtp_addr(&app);
-    let (host, port) = addr.rsplit_once(':').expect("host:port");
-    let password = common::add_relay(&app, "python");
+    let (host, port, password) = listener_and_relay(&app, "smtp", "python");
     let out = send_over_tls(
         &app,
         SEND_SCRIPT,
-        &[host, port, "python", &password, SENDER, RECIPIENT, SUBJECT],
+        &[
+            &host, &port, "python", &password, SENDER, RECIPIENT, SUBJECT,
+        ],
     );
     let last = out.lines().last().unwrap_or_default();
     let id = last
@@ -119,48 +128,36 @@ fn smtplib_starttls_auth_and_pickup() {
     assert!(uuid_like(id), "{id}");
 
     // The notification was written before the 250.
-    let opened = app.open_link(&app.notification_link(RECIPIENT), RECIPIENT);
-    let page = &opened.page;
-    let page_text = page.page_text();
-    assert!(page_text.contains(SUBJECT), "subject: {page_text}");
-    assert!(page_text.contains(SENDER), "sender: {page_text}");
+    let got = app.pick_up(&app.notification_link(RECIPIENT), RECIPIENT);
+    assert!(got.text.contains(SUBJECT), "subject: {}", got.text);
+    assert!(got.text.contains(SENDER), "sender: {}", got.text);
     assert!(
-        page_text.contains(".a line starting with a dot"),
-        "dot-unstuffed text: {page_text}"
+        got.text.contains(".a line starting with a dot"),
+        "dot-unstuffed text: {}",
+        got.text
     );
-    let listed = attachments(page);
-    let names: Vec<&str> = listed.iter().map(|(_, n)| n.as_str()).collect();
-    assert_eq!(names, ["results.bin", "original.eml"], "{listed:?}");
-    let file = app.download(&opened, listed[0].0);
-    assert_eq!(file.status, 200, "{}", file.text());
+    assert_eq!(got.names(), ["results.bin", "original.eml"]);
     let expected: Vec<u8> = (0..64).flat_map(|_| 0..=255u8).collect();
-    assert!(file.body == expected, "attachment bytes differ");
-    let original = app.download(&opened, listed[1].0);
-    assert_eq!(original.status, 200);
-    let original = text(&original.body);
+    assert!(
+        got.file("results.bin") == expected,
+        "attachment bytes differ"
+    );
+    let original = text(got.file("original.eml"));
     assert!(
         original.contains("Subject: Befund =?utf-8?") && original.contains("results.bin"),
         "original.eml holds the whole message:\n{original}"
     );
 
-    let actions: Vec<String> = app
-        .audit_events()
-        .iter()
-        .map(|e| e["action"].as_str().unwrap_or_default().to_owned())
-        .collect();
-    for expected in [
-        "relay_added",
-        "relay_authenticated",
-        "message_submitted",
-        "notification_sent",
-    ] {
-        assert!(
-            actions.iter().any(|a| a == expected),
-            "{expected}: {actions:?}"
-        );
-    }
-    let audit = app.cli(&["audit", "verify"]);
-    assert!(audit.status.success(), "{}", text(&audit.stdout));
+    app.assert_audited(
+        None,
+        &[
+            "relay_added",
+            "relay_authenticated",
+            "message_submitted",
+            "notification_sent",
+        ],
+    );
+    app.assert_audit_verifies();
 }
 
 const SMTPS_SCRIPT: &str = r#"
@@ -192,13 +189,11 @@ fn implicit_tls_listener_accepts_smtplib_smtp_ssl() {
     let app = AppBuilder::default()
         .env("SEALPOST_SMTPS_ADDR", "127.0.0.1:0")
         .spawn();
-    let addr = common::listening_addr(&app, "smtps");
-    let (host, port) = addr.rsplit_once(':').expect("host:port");
-    let password = common::add_relay(&app, "smtps");
+    let (host, port, password) = listener_and_relay(&app, "smtps", "smtps");
     let out = send_over_tls(
         &app,
         SMTPS_SCRIPT,
-        &[host, port, "smtps", &password, SENDER, RECIPIENT],
+        &[&host, &port, "smtps", &password, SENDER, RECIPIENT],
     );
     assert!(out.contains("starttls-offered False"), "{out}");
     assert!(out.contains("auth PLAIN LOGIN"), "{out}");
@@ -232,10 +227,8 @@ fn smtplib_is_refused_without_tls_or_auth() {
         return;
     }
     let app = AppBuilder::default().spawn();
-    let addr = common::smtp_addr(&app);
-    let (host, port) = addr.rsplit_once(':').expect("host:port");
-    common::add_relay(&app, "python");
-    let (ok, out, err) = python(REFUSED_SCRIPT, &[host, port]);
+    let (host, port, _) = listener_and_relay(&app, "smtp", "python");
+    let (ok, out, err) = python(REFUSED_SCRIPT, &[&host, &port]);
     assert!(ok, "python failed:\n{out}\n{err}");
     assert!(out.contains("plain-mail 530"), "{out}");
     assert!(out.contains("tls-mail 530"), "{out}");
@@ -310,17 +303,11 @@ fn swaks_starttls_auth_and_pickup() {
         "{transcript}"
     );
 
-    let opened = app.open_link(&app.notification_link(RECIPIENT), RECIPIENT);
-    let page = &opened.page;
-    let page_text = page.page_text();
-    assert!(page_text.contains("Grüße von swaks"), "{page_text}");
-    assert!(page_text.contains("Hello from swaks"), "{page_text}");
-    let listed = attachments(page);
-    let (part_no, name) = listed.first().expect("an attachment");
-    assert_eq!(name, "data.bin", "{listed:?}");
-    let download = app.download(&opened, *part_no);
-    assert_eq!(download.status, 200);
-    assert!(download.body == bytes, "attachment bytes differ");
+    let got = app.pick_up(&app.notification_link(RECIPIENT), RECIPIENT);
+    assert!(got.text.contains("Grüße von swaks"), "{}", got.text);
+    assert!(got.text.contains("Hello from swaks"), "{}", got.text);
+    assert_eq!(got.names().first(), Some(&"data.bin"), "{:?}", got.names());
+    assert!(got.file("data.bin") == bytes, "attachment bytes differ");
 }
 
 fn uuid_like(s: &str) -> bool {

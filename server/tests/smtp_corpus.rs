@@ -8,11 +8,6 @@
 //! test prints why and passes, unless `SEALPOST_TEST_REQUIRE` is `all` or names
 //! `cpython-email-corpus`.
 
-#![expect(
-    clippy::disallowed_methods,
-    reason = "black-box tests read the environment and inspect the database file directly"
-)]
-
 mod common;
 
 use std::path::PathBuf;
@@ -27,40 +22,41 @@ const RECIPIENT: &str = "bob@example.org";
 const SENDER: &str = "sender@clinic.example";
 const REQUIRE_NAME: &str = "cpython-email-corpus";
 
-/// Skip (print why, return `None`) unless `SEALPOST_TEST_REQUIRE` demands the corpus.
-fn skip(reason: &str) -> Option<PathBuf> {
-    let required = std::env::var("SEALPOST_TEST_REQUIRE").unwrap_or_default();
-    let required = required
-        .split(',')
-        .map(str::trim)
-        .any(|t| t == "all" || t == REQUIRE_NAME);
-    assert!(
-        !required,
-        "{reason}, but SEALPOST_TEST_REQUIRE requires {REQUIRE_NAME}"
-    );
-    eprintln!("skipping: {reason}");
-    println!("skipping: {reason}");
-    None
-}
-
-/// CPython's `test/test_email/data` directory, or `None` after printing why it is missing.
-fn corpus_dir() -> Option<PathBuf> {
-    let out = Command::new("python3")
-        .arg("-c")
-        .arg(
-            "import test, os; \
-             print(os.path.join(os.path.dirname(test.__file__), 'test_email', 'data'))",
-        )
-        .output()
-        .expect("run python3");
-    if !out.status.success() {
-        return skip("CPython's `test` package is not installed");
-    }
-    let dir = PathBuf::from(text(&out.stdout).trim());
-    if !dir.is_dir() {
-        return skip(&format!("{} does not exist", dir.display()));
-    }
-    Some(dir)
+/// The corpus files (CPython's `test/test_email/data/msg_*.txt`, sorted), under
+/// [`common::require`] with the name `cpython-email-corpus`.
+fn corpus_files() -> Option<Vec<PathBuf>> {
+    common::require(REQUIRE_NAME, || {
+        let out = Command::new("python3")
+            .arg("-c")
+            .arg(
+                "import test, os; \
+                 print(os.path.join(os.path.dirname(test.__file__), 'test_email', 'data'))",
+            )
+            .output()
+            .expect("run python3");
+        if !out.status.success() {
+            return Err("CPython's `test` package is not installed".to_owned());
+        }
+        let dir = PathBuf::from(text(&out.stdout).trim());
+        if !dir.is_dir() {
+            return Err(format!("{} does not exist", dir.display()));
+        }
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .unwrap_or_else(|e| panic!("read {}: {e}", dir.display()))
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| {
+                p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with("msg_") && n.ends_with(".txt"))
+            })
+            .collect();
+        files.sort();
+        if files.is_empty() {
+            return Err(format!("no msg_*.txt in {}", dir.display()));
+        }
+        Ok(files)
+    })
 }
 
 /// One smtplib session for all files; one JSON line per file:
@@ -165,24 +161,9 @@ fn cpython_test_email_corpus_gets_250_or_clear_5xx() {
     if require_tool("python3").is_none() {
         return;
     }
-    let Some(dir) = corpus_dir() else {
+    let Some(files) = corpus_files() else {
         return;
     };
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("read {}: {e}", dir.display()))
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .filter(|p| {
-            p.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with("msg_") && n.ends_with(".txt"))
-        })
-        .collect();
-    files.sort();
-    if files.is_empty() {
-        skip(&format!("no msg_*.txt in {}", dir.display()));
-        return;
-    }
 
     let started = Instant::now();
     let mut app = AppBuilder::default().env("RUST_LOG", "info").spawn();
@@ -264,11 +245,7 @@ fn cpython_test_email_corpus_gets_250_or_clear_5xx() {
     assert_eq!(health.status, 200, "/healthz: {}", health.text());
 
     // One notification per acceptance, in submission order (outbox names are UUIDv7).
-    let notifications: Vec<Mail> = app
-        .outbox()
-        .into_iter()
-        .filter(|m| m.to.eq_ignore_ascii_case(RECIPIENT) && m.text.contains("/p/"))
-        .collect();
+    let notifications: Vec<Mail> = app.notifications(Some(RECIPIENT));
     assert_eq!(
         notifications.len(),
         accepted.len(),
@@ -321,13 +298,7 @@ fn cpython_test_email_corpus_gets_250_or_clear_5xx() {
     let log = app.log();
     assert!(!log.contains("panicked"), "the server panicked:\n{log}");
     app.stop();
-    let audit = app.cli(&["audit", "verify"]);
-    assert!(
-        audit.status.success(),
-        "audit verify: {}{}",
-        text(&audit.stdout),
-        text(&audit.stderr)
-    );
+    app.assert_audit_verifies();
     println!("cpython email corpus: done in {:?}", started.elapsed());
 }
 

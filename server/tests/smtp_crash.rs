@@ -13,14 +13,9 @@
 //!
 //! The kill moments come from a seed printed at the start; `SEALPOST_CRASH_SEED=<n>` replays it.
 
-#![expect(
-    clippy::disallowed_methods,
-    reason = "black-box tests read the environment and inspect the database file directly"
-)]
-
 mod common;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -28,7 +23,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use common::{App, AppBuilder, attachments, pseudo_random_bytes, text};
+use common::{App, AppBuilder, Db, PickedUp, pseudo_random_bytes, text};
 
 const CLIENTS: usize = 6;
 /// Stop once this many messages were acknowledged (and at least `MIN_ROUNDS` kills happened).
@@ -237,56 +232,44 @@ fn run_round(addr: &str, round: usize, stop: &AtomicBool, acked: &AtomicUsize) -
 }
 
 /// Open the notification `mail` as its recipient; `None` if the pickup page says the message
-/// does not exist, else the opened page's text and its attachments' bytes by name.
-fn open(app: &App, mail: &common::Mail) -> Option<(String, BTreeMap<String, Vec<u8>>)> {
+/// does not exist, else the whole message with its attachments.
+fn open(app: &App, mail: &common::Mail) -> Option<PickedUp> {
     let link = mail.link(&app.base_url);
     let landing = app.get(&format!("/p/{}", link.pickup_id));
     if landing.status == 404 {
         return None;
     }
     assert_eq!(landing.status, 200, "landing: {}", landing.page_text());
-    let opened = app.open_link(&link, &mail.to);
-    let mut files = BTreeMap::new();
-    for (part_no, name) in attachments(&opened.page) {
-        let file = app.download(&opened, part_no);
-        assert_eq!(file.status, 200, "download {name}: {}", file.text());
-        files.insert(name, file.body);
-    }
-    Some((opened.page.page_text(), files))
+    Some(app.pick_up(&link, &mail.to))
 }
 
 /// The opened message is the whole of `msg`: its text and, byte for byte, its attachment.
-fn assert_whole(msg: &Sent, page: &str, files: &BTreeMap<String, Vec<u8>>) {
+fn assert_whole(msg: &Sent, got: &PickedUp) {
     assert!(
-        page.contains(&msg.body_line()),
-        "{}: the text is missing from the opened message:\n{page}",
-        msg.tag
+        got.text.contains(&msg.body_line()),
+        "{}: the text is missing from the opened message:\n{}",
+        msg.tag,
+        got.text
     );
     if msg.attachment > 0 {
-        let got = files
-            .get(&msg.file_name())
-            .unwrap_or_else(|| panic!("{}: no attachment in {:?}", msg.tag, files.keys()));
+        let file = got.file(&msg.file_name());
         assert!(
-            *got == pseudo_random_bytes(msg.attachment, msg.seed),
+            file == pseudo_random_bytes(msg.attachment, msg.seed),
             "{}: attachment bytes differ ({} of {} bytes)",
             msg.tag,
-            got.len(),
+            file.len(),
             msg.attachment
         );
     }
-    let original = files
-        .get("original.eml")
-        .unwrap_or_else(|| panic!("{}: no original.eml", msg.tag));
     assert!(
-        *original == msg.rfc5322(),
+        got.file("original.eml") == msg.rfc5322(),
         "{}: original.eml differs from what was sent",
         msg.tag
     );
 }
 
 fn seed() -> u64 {
-    std::env::var("SEALPOST_CRASH_SEED")
-        .ok()
+    common::env::var("SEALPOST_CRASH_SEED")
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(|| {
             std::time::SystemTime::now()
@@ -356,9 +339,9 @@ fn sigkill_during_smtp_ingest_loses_no_acknowledged_message() {
 
     // Every notification in the outbox, by recipient (each recipient address is unique to
     // one message).
-    let outbox = app.outbox();
+    let notifications = app.notifications(None);
     let mut by_rcpt: BTreeMap<String, Vec<&common::Mail>> = BTreeMap::new();
-    for mail in outbox.iter().filter(|m| m.text.contains("/p/")) {
+    for mail in &notifications {
         by_rcpt
             .entry(mail.to.to_lowercase())
             .or_default()
@@ -376,13 +359,13 @@ fn sigkill_during_smtp_ingest_loses_no_acknowledged_message() {
                 )
             });
             assert_eq!(mails.len(), 1, "{rcpt}: {} notifications", mails.len());
-            let (page, files) = open(&app, mails[0]).unwrap_or_else(|| {
+            let got = open(&app, mails[0]).unwrap_or_else(|| {
                 panic!(
                     "{} was acknowledged ({:?}) but {rcpt}'s link finds nothing",
                     msg.tag, msg.acked
                 )
             });
-            assert_whole(msg, &page, &files);
+            assert_whole(msg, &got);
         }
     }
 
@@ -399,8 +382,8 @@ fn sigkill_during_smtp_ingest_loses_no_acknowledged_message() {
         }
         for mail in mails {
             match open(&app, mail) {
-                Some((page, files)) => {
-                    assert_whole(msg, &page, &files);
+                Some(got) => {
+                    assert_whole(msg, &got);
                     unacked_whole += 1;
                 }
                 None => unacked_gone += 1,
@@ -414,32 +397,15 @@ fn sigkill_during_smtp_ingest_loses_no_acknowledged_message() {
 
     // 3. Nothing half-written is stored: no message is still receiving, every stored message
     //    was acknowledged or opens whole above, and all of its recipients were notified.
-    let db = app.db_path();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
-    let (receiving, unnotified, stored): (i64, i64, Vec<String>) = rt.block_on(async {
-        let pool = common::open_db(&db, true).await;
-        let receiving: i64 =
-            sqlx::query_scalar("SELECT count(*) FROM messages WHERE state <> 'ready'")
-                .fetch_one(&pool)
-                .await
-                .expect("count receiving");
-        let unnotified: i64 =
-            sqlx::query_scalar("SELECT count(*) FROM recipients WHERE notified_at IS NULL")
-                .fetch_one(&pool)
-                .await
-                .expect("count unnotified");
-        let stored: Vec<String> = sqlx::query_scalar("SELECT address FROM recipients")
-            .fetch_all(&pool)
-            .await
-            .expect("recipient addresses");
-        (receiving, unnotified, stored)
-    });
+    let db = Db::read_only(&app.db_path());
+    let (receiving, unnotified, stored) = (
+        db.receiving_messages(),
+        db.unnotified_recipients(),
+        db.recipient_addresses(),
+    );
+    drop(db);
     assert_eq!(receiving, 0, "messages left half-received after restart");
     assert_eq!(unnotified, 0, "stored recipients that were never notified");
-    let stored: BTreeSet<String> = stored.iter().map(|a| a.to_lowercase()).collect();
     for msg in &total_acked {
         for rcpt in &msg.recipients {
             assert!(
@@ -455,13 +421,8 @@ fn sigkill_during_smtp_ingest_loses_no_acknowledged_message() {
         );
     }
 
-    let audit = app.cli(&["audit", "verify"]);
-    assert!(
-        audit.status.success(),
-        "audit verify after {rounds} kills: {}{}",
-        text(&audit.stdout),
-        text(&audit.stderr)
-    );
+    println!("audit verify after {rounds} kills");
+    app.assert_audit_verifies();
     assert!(total_acked.len() >= TARGET_ACKED, "{}", total_acked.len());
     println!("verified in {:?} in all", started.elapsed());
 }

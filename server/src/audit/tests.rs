@@ -1,14 +1,9 @@
 //! Chain tests: appends verify; each kind of tampering is found at the right seq.
 
-#![expect(
-    clippy::disallowed_methods,
-    reason = "tests check the stored rows directly, beside the store"
-)]
-
 use serde_json::json;
 
 use super::*;
-use crate::store::testing::temp_store;
+use crate::store::testing::{exec, forge_audit_row, temp_store};
 
 async fn seeded(n: i64) -> Result<(Store, tempfile::TempDir)> {
     let (store, dir) = temp_store().await?;
@@ -21,12 +16,6 @@ async fn seeded(n: i64) -> Result<(Store, tempfile::TempDir)> {
         assert_eq!(append(&store, event).await?, i);
     }
     Ok((store, dir))
-}
-
-async fn exec(store: &Store, sql: &'static str) -> Result<()> {
-    let mut conn = store.acquire().await?;
-    sqlx::query(sql).execute(&mut *conn).await?;
-    Ok(())
 }
 
 #[tokio::test]
@@ -192,12 +181,8 @@ async fn rehashed_row_breaks_the_next_link() -> Result<()> {
     let mut row = rows.remove(0);
     row.actor = "someone-else".into();
     let forged = row_hash(&row).to_vec();
-    sqlx::query("UPDATE audit_events SET actor = ?, hash = ? WHERE seq = 3")
-        .bind(&row.actor)
-        .bind(&forged)
-        .execute(&mut *conn)
-        .await?;
     drop(conn);
+    forge_audit_row(&store, 3, &row.actor, &forged).await?;
     let report = verify(&store).await?;
     assert_eq!(
         report.broken,

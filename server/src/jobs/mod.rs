@@ -102,19 +102,9 @@ pub async fn run_periodic(store: Store, every: Duration) {
 }
 
 #[cfg(test)]
-#[expect(
-    clippy::disallowed_methods,
-    reason = "tests check the stored rows directly, beside the store"
-)]
 mod tests {
     use super::*;
-    use crate::store::testing::temp_store;
-
-    async fn exec(store: &Store, sql: &'static str) -> Result<()> {
-        let mut conn = store.acquire().await?;
-        sqlx::query(sql).execute(&mut *conn).await?;
-        Ok(())
-    }
+    use crate::store::testing::{audit_rows, chunks_of, exec, temp_store, wrapped_dek};
 
     #[tokio::test]
     async fn shreds_expired_and_revoked_messages_only() -> Result<()> {
@@ -147,34 +137,14 @@ mod tests {
         // Second run finds nothing.
         assert_eq!(purge_expired(&store).await?, PurgeReport::default());
 
-        let mut conn = store.acquire().await?;
-        let (chunks,): (i64,) =
-            sqlx::query_as("SELECT count(*) FROM chunks WHERE message_id = 'm-old'")
-                .fetch_one(&mut *conn)
-                .await?;
-        assert_eq!(chunks, 0);
-        let (live_chunks,): (i64,) =
-            sqlx::query_as("SELECT count(*) FROM chunks WHERE message_id = 'm-live'")
-                .fetch_one(&mut *conn)
-                .await?;
-        assert_eq!(live_chunks, 1);
-        let (dek,): (Option<Vec<u8>>,) =
-            sqlx::query_as("SELECT wrapped_dek FROM recipients WHERE id = 'r-old'")
-                .fetch_one(&mut *conn)
-                .await?;
-        assert!(dek.is_none());
-        let (live_dek,): (Option<Vec<u8>>,) =
-            sqlx::query_as("SELECT wrapped_dek FROM recipients WHERE id = 'r-live'")
-                .fetch_one(&mut *conn)
-                .await?;
-        assert!(live_dek.is_some());
-        let actions: Vec<(String, Option<String>)> =
-            sqlx::query_as("SELECT action, message_id FROM audit_events ORDER BY seq")
-                .fetch_all(&mut *conn)
-                .await?;
-        let actions: Vec<(&str, Option<&str>)> = actions
+        assert_eq!(chunks_of(&store, "m-old").await?, 0);
+        assert_eq!(chunks_of(&store, "m-live").await?, 1);
+        assert!(wrapped_dek(&store, "r-old").await?.is_none());
+        assert!(wrapped_dek(&store, "r-live").await?.is_some());
+        let rows = audit_rows(&store).await?;
+        let actions: Vec<(&str, Option<&str>)> = rows
             .iter()
-            .map(|(a, m)| (a.as_str(), m.as_deref()))
+            .map(|r| (r.action.as_str(), r.message_id.as_deref()))
             .collect();
         assert_eq!(
             actions,
@@ -184,7 +154,6 @@ mod tests {
                 ("purged", Some("m-rev")),
             ]
         );
-        drop(conn);
         assert!(audit::verify(&store).await?.ok());
         Ok(())
     }

@@ -227,3 +227,6 @@ pub(crate) fn id_bytes(id: &str) -> Result<[u8; 16], StoreError> {
             reason: "id is not a UUID".into(),
         })
 }
+
+#[cfg(test)]
+mod tests;

@@ -4,6 +4,7 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
 
 use super::*;
+use crate::testing::{OutboxMail, TestApp, outbox_in};
 
 const SECRET: &str = "QEFCQ0RFRkdISUpLTE1OTw";
 
@@ -19,14 +20,21 @@ fn notification(to: &str) -> Notification<'_> {
     }
 }
 
-fn body_texts(raw: &[u8]) -> (String, String, String) {
-    let parsed = mail_parser::MessageParser::default()
-        .parse(raw)
-        .expect("parses");
-    let subject = parsed.subject().unwrap_or_default().to_owned();
-    let text = parsed.body_text(0).unwrap_or_default().into_owned();
-    let html = parsed.body_html(0).unwrap_or_default().into_owned();
-    (subject, text, html)
+/// The one mail a file mailer wrote into `dir`.
+fn only_mail(dir: &Path) -> OutboxMail {
+    let mails = outbox_in(dir).expect("a readable outbox of finished mails");
+    assert_eq!(mails.len(), 1, "exactly one mail: {mails:?}");
+    mails.into_iter().next().expect("one mail")
+}
+
+/// A mailer relaying to the SMTP server on loopback `port`.
+fn relay_mailer(port: u16) -> Mailer {
+    Mailer::new(
+        &smtp_to(port),
+        Path::new("/nonexistent"),
+        "sealpost@localhost",
+    )
+    .expect("mailer")
 }
 
 #[tokio::test]
@@ -48,10 +56,9 @@ async fn file_outbox_gets_one_complete_notification() {
         .filter_map(Result::ok)
         .collect();
     assert_eq!(files.len(), 1, "exactly one file, no temporary left behind");
-    let path = files[0].path();
-    assert_eq!(path.extension().and_then(|e| e.to_str()), Some("eml"));
-    let raw = std::fs::read(&path).expect("read");
-    let (subject, text, html) = body_texts(&raw);
+    let mail = only_mail(&outbox);
+    assert_eq!(mail.path.extension().and_then(|e| e.to_str()), Some("eml"));
+    let (subject, text, html) = (&mail.subject, &mail.text, &mail.html);
     assert_eq!(
         subject,
         "A secure message from Dr Ann Example <ann@clinic.example> is waiting for you"
@@ -60,7 +67,7 @@ async fn file_outbox_gets_one_complete_notification() {
     assert!(text.contains(&link), "{text}");
     assert!(html.contains(&link), "{html}");
     assert!(text.contains("25 December 2026, 14:00 UTC"), "{text}");
-    let raw_text = String::from_utf8_lossy(&raw);
+    let raw_text = String::from_utf8_lossy(&mail.raw);
     assert!(raw_text.contains("To: bob@example.org"));
     assert!(raw_text.contains("Auto-Submitted: auto-generated"));
     assert!(raw_text.contains("Message-ID: <"));
@@ -77,12 +84,8 @@ async fn code_mail_carries_the_code() {
         valid_minutes: 10,
     };
     mailer.send_code(&mail).await.expect("sent");
-    let file = std::fs::read_dir(dir.path())
-        .expect("dir")
-        .filter_map(Result::ok)
-        .next()
-        .expect("one file");
-    let (subject, text, html) = body_texts(&std::fs::read(file.path()).expect("read"));
+    let sent = only_mail(dir.path());
+    let (subject, text, html) = (&sent.subject, &sent.text, &sent.html);
     assert_eq!(subject, "Your Sealpost verification code");
     assert!(text.contains("042917") && html.contains("042917"));
     assert!(!format!("{mail:?}").contains("042917"));
@@ -152,12 +155,7 @@ fn smtp_to(port: u16) -> Outbound {
 #[tokio::test]
 async fn smtp_relay_on_loopback_receives_the_notification() {
     let (port, got) = sink("250 2.0.0 queued").await;
-    let mailer = Mailer::new(
-        &smtp_to(port),
-        Path::new("/nonexistent"),
-        "sealpost@localhost",
-    )
-    .expect("mailer");
+    let mailer = relay_mailer(port);
     mailer
         .send_notification(&notification("bob@example.org"))
         .await
@@ -170,12 +168,7 @@ async fn smtp_relay_on_loopback_receives_the_notification() {
 #[tokio::test]
 async fn relay_refusals_are_temporary_or_permanent() {
     let (port, _) = sink("451 4.3.0 try later").await;
-    let mailer = Mailer::new(
-        &smtp_to(port),
-        Path::new("/nonexistent"),
-        "sealpost@localhost",
-    )
-    .expect("mailer");
+    let mailer = relay_mailer(port);
     let err = mailer
         .send_notification(&notification("bob@example.org"))
         .await
@@ -184,12 +177,7 @@ async fn relay_refusals_are_temporary_or_permanent() {
     assert!(!err.to_string().contains(SECRET));
 
     let (port, _) = sink("554 5.7.1 no").await;
-    let mailer = Mailer::new(
-        &smtp_to(port),
-        Path::new("/nonexistent"),
-        "sealpost@localhost",
-    )
-    .expect("mailer");
+    let mailer = relay_mailer(port);
     let err = mailer
         .send_notification(&notification("bob@example.org"))
         .await
@@ -203,12 +191,7 @@ async fn relay_refusals_are_temporary_or_permanent() {
         .local_addr()
         .expect("addr")
         .port();
-    let mailer = Mailer::new(
-        &smtp_to(closed),
-        Path::new("/nonexistent"),
-        "sealpost@localhost",
-    )
-    .expect("mailer");
+    let mailer = relay_mailer(closed);
     assert!(
         mailer
             .send_notification(&notification("bob@example.org"))
@@ -242,12 +225,7 @@ async fn a_hostile_sender_name_cannot_add_headers() {
     let mut n = notification("bob@example.org");
     n.sender_name = Some("Jane\r\nBcc: eve@evil.example");
     mailer.send_notification(&n).await.expect("sent");
-    let file = std::fs::read_dir(dir.path())
-        .expect("dir")
-        .filter_map(Result::ok)
-        .next()
-        .expect("one file");
-    let raw = std::fs::read_to_string(file.path()).expect("read");
+    let raw = String::from_utf8_lossy(&only_mail(dir.path()).raw).into_owned();
     let headers = raw.split("\r\n\r\n").next().unwrap_or_default();
     assert!(
         !headers
@@ -267,9 +245,9 @@ fn sender_domain_is_the_base_url_host() {
         ("http://127.0.0.1:8080", "sealpost@localhost"),
         ("https://[::1]:8443", "sealpost@localhost"),
     ] {
-        let config = Config::builder()
+        let (_dir, config) = TestApp::builder()
             .set("base_url", base_url)
-            .build()
+            .config()
             .expect("config");
         let mailer = Mailer::from_config(&config).expect("mailer");
         assert_eq!(mailer.0.from.email.to_string(), address, "{base_url}");

@@ -247,10 +247,6 @@ fn log_end<S>(result: std::io::Result<Outcome<S>>, peer: IpAddr) {
 }
 
 #[cfg(test)]
-#[expect(
-    clippy::disallowed_methods,
-    reason = "tests check the stored rows directly, beside the store"
-)]
 mod tests {
     use std::error::Error as StdError;
 
@@ -258,8 +254,8 @@ mod tests {
     use tokio::net::TcpStream;
 
     use super::*;
-    use crate::app::App;
-    use crate::config::Config;
+    use crate::store::testing::audited;
+    use crate::testing::TestApp;
 
     async fn reply_line(stream: &mut BufReader<TcpStream>) -> Result<String, Box<dyn StdError>> {
         let mut line = String::new();
@@ -271,12 +267,10 @@ mod tests {
     /// 4.7.0` (audited); at shutdown an idle session gets `421 4.3.2` and `serve` returns.
     #[tokio::test]
     async fn per_ip_cap_and_graceful_shutdown() -> Result<(), Box<dyn StdError>> {
-        let dir = tempfile::tempdir()?;
-        let config = Config::builder()
-            .set("data_dir", dir.path().join("data"))
+        let app = TestApp::builder()
             .set("smtp_max_sessions_per_ip", 1)
-            .build()?;
-        let app = App::open(config).await?;
+            .build()
+            .await?;
         let state = app.state().clone();
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
@@ -301,12 +295,11 @@ mod tests {
         assert!(bye.starts_with("421 4.3.2"), "{bye}");
         tokio::time::timeout(Duration::from_secs(10), serving).await???;
 
-        let mut conn = state.store.acquire().await?;
-        let (n,): (i64,) = sqlx::query_as(
-            "SELECT count(*) FROM audit_events WHERE action = 'smtp_refused' AND ip = '127.0.0.1'",
-        )
-        .fetch_one(&mut *conn)
-        .await?;
+        let refused = audited(&state.store, "smtp_refused").await?;
+        let n = refused
+            .iter()
+            .filter(|r| r.ip.as_deref() == Some("127.0.0.1"))
+            .count();
         assert_eq!(n, 1);
         Ok(())
     }

@@ -322,19 +322,7 @@ pub(crate) fn parse_id(table: &'static str, text: &str) -> Result<Uuid> {
 }
 
 #[cfg(test)]
-pub(crate) mod testing {
-    //! A migrated store on a fresh temp-dir SQLite file.
-
-    use super::*;
-
-    /// Keep the `TempDir` alive as long as the store.
-    pub(crate) async fn temp_store() -> Result<(Store, tempfile::TempDir)> {
-        let dir = tempfile::tempdir().map_err(|e| StoreError::Sqlx(sqlx::Error::Io(e)))?;
-        let store = Store::open_path(&dir.path().join("test.db")).await?;
-        store.migrate().await?;
-        Ok((store, dir))
-    }
-}
+pub(crate) mod testing;
 
 #[cfg(test)]
 mod tests {

@@ -66,6 +66,7 @@ pub fn cert_source(config: &Config) -> anyhow::Result<CertSource> {
     let cert = config.data_dir.join(SELF_SIGNED_CERT);
     let key = config.data_dir.join(SELF_SIGNED_KEY);
     if !(cert.exists() && key.exists()) {
+        crate::files::create_private_dir(&config.data_dir)?;
         let host = config.base_url.host_name();
         generate(&cert, &key, &host)?;
     }
@@ -129,8 +130,9 @@ mod tests {
 
     #[test]
     fn self_signed_is_generated_once_with_a_private_key() -> anyhow::Result<()> {
-        let dir = tempfile::tempdir()?;
-        let config = Config::builder().set("data_dir", dir.path()).build()?;
+        let (_dir, config) = crate::testing::TestApp::builder().config()?;
+        // The data directory does not exist yet: the certificate creates it (mode 0700).
+        assert!(!config.data_dir.exists());
         let (_, first) = smtp_acceptor(&config)?;
         let (_, again) = smtp_acceptor(&config)?;
         assert_eq!(first, again, "the certificate is reused, not regenerated");
@@ -138,7 +140,7 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(dir.path().join(SELF_SIGNED_KEY))?
+            let mode = std::fs::metadata(config.data_dir.join(SELF_SIGNED_KEY))?
                 .permissions()
                 .mode();
             assert_eq!(mode & 0o777, 0o600);

@@ -152,15 +152,14 @@ mod tests {
 
     use super::*;
 
-    fn config(proxies: &[&str], tls: bool) -> Config {
-        let config = Config::builder()
+    /// Settings only: the policy reads no file, so the temporary data directory can go.
+    fn config(proxies: &[&str], tls: bool) -> anyhow::Result<Config> {
+        let (_dir, config) = crate::testing::TestApp::builder()
             .set("trusted_proxies", proxies)
             .set("tls_cert", tls.then_some("/c.pem"))
-            .set("tls_key", tls.then_some("/k.pem"));
-        match config.build() {
-            Ok(c) => c,
-            Err(e) => panic!("{e}"),
-        }
+            .set("tls_key", tls.then_some("/k.pem"))
+            .config()?;
+        Ok(config)
     }
 
     fn addr(s: &str) -> SocketAddr {
@@ -171,37 +170,38 @@ mod tests {
     }
 
     #[test]
-    fn listener_policy() {
-        let policy = |a: &str, proxies: &[&str], tls: bool| {
-            check_listener_policy(addr(a), &config(proxies, tls)).ok()
+    fn listener_policy() -> anyhow::Result<()> {
+        let policy = |a: &str, proxies: &[&str], tls: bool| -> anyhow::Result<Option<Scheme>> {
+            Ok(check_listener_policy(addr(a), &config(proxies, tls)?).ok())
         };
-        assert_eq!(policy("127.0.0.1:8080", &[], false), Some(Scheme::Http));
-        assert_eq!(policy("[::1]:8080", &[], false), Some(Scheme::Http));
+        assert_eq!(policy("127.0.0.1:8080", &[], false)?, Some(Scheme::Http));
+        assert_eq!(policy("[::1]:8080", &[], false)?, Some(Scheme::Http));
         assert!(matches!(
-            check_listener_policy(addr("0.0.0.0:8080"), &config(&[], false)),
+            check_listener_policy(addr("0.0.0.0:8080"), &config(&[], false)?),
             Err(ListenerPolicyError::PlainHttpOnPublicAddress(_))
         ));
-        assert_eq!(policy("0.0.0.0:8080", &[], true), Some(Scheme::Https));
-        assert_eq!(policy("127.0.0.1:8080", &[], true), Some(Scheme::Https));
+        assert_eq!(policy("0.0.0.0:8080", &[], true)?, Some(Scheme::Https));
+        assert_eq!(policy("127.0.0.1:8080", &[], true)?, Some(Scheme::Https));
         assert_eq!(
-            policy("0.0.0.0:8080", &["10.0.0.1"], false),
+            policy("0.0.0.0:8080", &["10.0.0.1"], false)?,
             Some(Scheme::Http)
         );
+        Ok(())
     }
 
     #[test]
-    fn forwarded_for_only_from_trusted_proxies() {
+    fn forwarded_for_only_from_trusted_proxies() -> anyhow::Result<()> {
         let mut headers = HeaderMap::new();
         headers.insert(
             "x-forwarded-for",
             HeaderValue::from_static("203.0.113.66, 198.51.100.7, 10.0.0.2"),
         );
-        let direct = config(&[], false);
+        let direct = config(&[], false)?;
         assert_eq!(
             client_ip(addr("192.0.2.1:5000"), &headers, &direct).to_string(),
             "192.0.2.1"
         );
-        let proxied = config(&["10.0.0.0/8"], false);
+        let proxied = config(&["10.0.0.0/8"], false)?;
         // peer is the proxy; rightmost untrusted hop is the client
         assert_eq!(
             client_ip(addr("10.0.0.1:5000"), &headers, &proxied).to_string(),
@@ -212,5 +212,6 @@ mod tests {
             client_ip(addr("192.0.2.1:5000"), &headers, &proxied).to_string(),
             "192.0.2.1"
         );
+        Ok(())
     }
 }

@@ -1,10 +1,6 @@
 //! Session tests over `tokio::io::duplex`, against a real migrated SQLite store and file outbox
-//! in a temp dir. `cmd("MAIL FROM:<a@b>", 250)` sends one line and checks the reply code.
-
-#![expect(
-    clippy::disallowed_methods,
-    reason = "tests check the stored rows directly, beside the store"
-)]
+//! in a temp dir ([`TestApp`]). `cmd("MAIL FROM:<a@b>", 250)` sends one line and checks the
+//! reply code.
 
 use std::error::Error as StdError;
 use std::net::IpAddr;
@@ -16,10 +12,11 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, DuplexStream};
 use tokio::task::JoinHandle;
 
 use super::{Outcome, Session, State};
-use crate::app::{App, AppState};
-use crate::config::{Config, ConfigBuilder};
+use crate::app::AppState;
+use crate::config::Config;
 use crate::smtp::{DataBudget, Limits, SmtpContext};
-use crate::store::relays;
+use crate::store::testing as rows;
+use crate::testing::{TestApp, TestAppBuilder};
 
 type TestResult = Result<(), Box<dyn StdError>>;
 
@@ -32,36 +29,33 @@ struct Env {
     app: AppState,
     ctx: SmtpContext,
     config: Config,
-    _dir: tempfile::TempDir,
+    test: TestApp,
 }
 
 async fn env() -> Result<Env, Box<dyn StdError>> {
-    env_with(Config::builder()).await
+    env_with(TestApp::builder()).await
 }
 
-async fn env_with(settings: ConfigBuilder) -> Result<Env, Box<dyn StdError>> {
-    let dir = tempfile::tempdir()?;
-    let config = settings
-        .set("data_dir", dir.path().join("data"))
+/// An instance with small limits and the relay [`RELAY`], and an SMTP context over it with
+/// the STARTTLS acceptor and a short command timeout.
+async fn env_with(settings: TestAppBuilder) -> Result<Env, Box<dyn StdError>> {
+    let test = settings
         .set("max_message_bytes", MAX_BYTES)
         .set("max_recipients", MAX_RCPTS)
-        .build()?;
-    let app = App::open(config.clone()).await?;
-    let hash = sealpost_crypto::password::hash(PASSWORD)?;
-    {
-        let mut conn = app.store().acquire().await?;
-        relays::insert(&mut conn, RELAY, &hash).await?;
-    }
+        .build()
+        .await?;
+    test.add_relay(RELAY, PASSWORD).await?;
+    let config = test.config().clone();
     let (acceptor, _) = crate::tls::smtp_acceptor(&config)?;
     let mut limits = Limits::from_config(&config);
     limits.command_timeout = Duration::from_secs(5);
-    let state = app.state().clone();
+    let state = test.state().clone();
     let ctx = SmtpContext::new(state.clone(), Some(acceptor), limits);
     Ok(Env {
         app: state,
         ctx,
         config,
-        _dir: dir,
+        test,
     })
 }
 
@@ -139,32 +133,34 @@ impl Client {
     }
 }
 
-fn outbox_count(config: &Config) -> usize {
-    std::fs::read_dir(config.outbox_dir())
-        .map(|d| d.filter_map(Result::ok).count())
-        .unwrap_or(0)
+impl Env {
+    /// Mails in the outbox.
+    fn outbox_count(&self) -> Result<usize, Box<dyn StdError>> {
+        Ok(self.test.outbox()?.len())
+    }
+
+    async fn message_count(&self) -> Result<i64, Box<dyn StdError>> {
+        Ok(rows::count_rows(&self.app.store, "messages").await?)
+    }
+
+    /// Every audit event with this action, in order.
+    async fn audited(&self, action: &str) -> Result<Vec<Audited>, Box<dyn StdError>> {
+        Ok(rows::audited(&self.app.store, action)
+            .await?
+            .into_iter()
+            .map(|r| Audited {
+                ip: r.ip.unwrap_or_default(),
+                detail: r.detail,
+            })
+            .collect())
+    }
 }
 
-async fn message_count(app: &AppState) -> Result<i64, Box<dyn StdError>> {
-    let mut conn = app.store.acquire().await?;
-    let (n,): (i64,) = sqlx::query_as("SELECT count(*) FROM messages")
-        .fetch_one(&mut *conn)
-        .await?;
-    Ok(n)
-}
-
-/// `(action, ip, detail)` of every audit event with this action.
-async fn audited(app: &AppState, action: &str) -> Result<Vec<(String, String)>, Box<dyn StdError>> {
-    let mut conn = app.store.acquire().await?;
-    let rows: Vec<(Option<String>, String)> =
-        sqlx::query_as("SELECT ip, detail FROM audit_events WHERE action = ? ORDER BY seq")
-            .bind(action)
-            .fetch_all(&mut *conn)
-            .await?;
-    Ok(rows
-        .into_iter()
-        .map(|(ip, detail)| (ip.unwrap_or_default(), detail))
-        .collect())
+/// What the SMTP tests check of an audit event: the client's IP and the detail text.
+#[derive(Debug)]
+struct Audited {
+    ip: String,
+    detail: String,
 }
 
 const MESSAGE: &str = concat!(
@@ -228,13 +224,13 @@ async fn auth_and_mail_before_starttls_are_refused_and_audited() -> TestResult {
     let text = c.cmd("MAIL FROM:<ann@clinic.example>", 530).await?;
     assert!(text.starts_with("5.7.0"), "{text}");
     c.cmd("QUIT", 221).await?;
-    let refused = audited(&env.app, "smtp_refused").await?;
+    let refused = env.audited("smtp_refused").await?;
     assert_eq!(refused.len(), 2, "{refused:?}");
+    assert!(refused.iter().all(|e| e.ip == "192.0.2.10"), "{refused:?}");
     assert!(
-        refused.iter().all(|(ip, _)| ip == "192.0.2.10"),
+        refused[0].detail.contains("AUTH before STARTTLS"),
         "{refused:?}"
     );
-    assert!(refused[0].1.contains("AUTH before STARTTLS"), "{refused:?}");
     Ok(())
 }
 
@@ -269,14 +265,14 @@ async fn open_relay_attempt_is_refused() -> TestResult {
     c.cmd("RCPT TO:<victim@example.net>", 503).await?;
     c.cmd("DATA", 503).await?;
     c.cmd("QUIT", 221).await?;
-    let refused = audited(&env.app, "smtp_refused").await?;
+    let refused = env.audited("smtp_refused").await?;
     assert_eq!(refused.len(), 1, "{refused:?}");
-    assert_eq!(refused[0].0, "203.0.113.9");
+    assert_eq!(refused[0].ip, "203.0.113.9");
     assert!(
-        refused[0].1.contains("without authentication"),
+        refused[0].detail.contains("without authentication"),
         "{refused:?}"
     );
-    assert_eq!(message_count(&env.app).await?, 0);
+    assert_eq!(env.message_count().await?, 0);
     Ok(())
 }
 
@@ -303,14 +299,14 @@ async fn auth_plain_and_login_check_relay_credentials() -> TestResult {
     c.cmd(&STANDARD.encode(PASSWORD), 235).await?;
     c.cmd("AUTH LOGIN", 503).await?;
     c.cmd("MAIL FROM:<ann@clinic.example>", 250).await?;
-    let failed = audited(&env.app, "relay_auth_failed").await?;
+    let failed = env.audited("relay_auth_failed").await?;
     assert_eq!(failed.len(), 2, "{failed:?}");
     assert!(
         failed
             .iter()
-            .all(|(ip, d)| ip == "192.0.2.10" && !d.contains("not it"))
+            .all(|e| e.ip == "192.0.2.10" && !e.detail.contains("not it"))
     );
-    assert_eq!(audited(&env.app, "relay_authenticated").await?.len(), 1);
+    assert_eq!(env.audited("relay_authenticated").await?.len(), 1);
     Ok(())
 }
 
@@ -330,21 +326,21 @@ async fn a_message_is_committed_and_notified_before_250() -> TestResult {
         .ok_or(format!("unexpected 250 text {text:?}"))?;
     uuid::Uuid::parse_str(id)?;
     // By the time of the 250, both notifications are in the outbox and the message is ready.
-    assert_eq!(outbox_count(&env.config), 2);
-    let mut conn = env.app.store.acquire().await?;
-    let (state, source, sender): (String, String, String) =
-        sqlx::query_as("SELECT state, source, sender_address FROM messages WHERE id = ?")
-            .bind(id)
-            .fetch_one(&mut *conn)
-            .await?;
+    assert_eq!(env.outbox_count()?, 2);
+    let stored = rows::messages(&env.app.store).await?;
+    let stored: Vec<_> = stored.iter().filter(|m| m.id == id).collect();
+    assert_eq!(stored.len(), 1, "{stored:?}");
     assert_eq!(
-        (state.as_str(), source.as_str(), sender.as_str()),
+        (
+            stored[0].state.as_str(),
+            stored[0].source.as_str(),
+            stored[0].sender_address.as_str()
+        ),
         ("ready", "smtp", "ann@clinic.example")
     );
-    drop(conn);
-    let submitted = audited(&env.app, "message_submitted").await?;
+    let submitted = env.audited("message_submitted").await?;
     assert_eq!(submitted.len(), 1);
-    assert_eq!(submitted[0].0, "192.0.2.10");
+    assert_eq!(submitted[0].ip, "192.0.2.10");
     // The session goes on: a second transaction.
     c.cmd("MAIL FROM:<ann@clinic.example>", 250).await?;
     c.cmd("RSET", 250).await?;
@@ -374,7 +370,7 @@ async fn pipelined_commands_get_their_replies_in_order() -> TestResult {
     assert_eq!(c.read_reply().await?.0, 250);
     assert_eq!(c.read_reply().await?.0, 250);
     assert_eq!(c.read_reply().await?.0, 221);
-    assert_eq!(outbox_count(&env.config), 2);
+    assert_eq!(env.outbox_count()?, 2);
     Ok(())
 }
 
@@ -462,8 +458,8 @@ async fn oversize_messages_get_552_and_nothing_is_kept() -> TestResult {
     assert_eq!((code, text.get(..5)), (552, Some("5.3.4")), "{text}");
     // The session is still in step.
     c.cmd("NOOP", 250).await?;
-    assert_eq!(message_count(&env.app).await?, 0);
-    assert_eq!(outbox_count(&env.config), 0);
+    assert_eq!(env.message_count().await?, 0);
+    assert_eq!(env.outbox_count()?, 0);
     Ok(())
 }
 
@@ -486,15 +482,15 @@ async fn data_beyond_the_shared_memory_budget_gets_452_then_succeeds() -> TestRe
     let (code, text) = c.data(MESSAGE).await?;
     assert_eq!((code, text.get(..5)), (452, Some("4.3.1")), "{text}");
     c.cmd("NOOP", 250).await?;
-    assert_eq!(message_count(&env.app).await?, 0);
-    assert_eq!(outbox_count(&env.config), 0);
+    assert_eq!(env.message_count().await?, 0);
+    assert_eq!(env.outbox_count()?, 0);
 
     drop(others);
     c.cmd("MAIL FROM:<ann@clinic.example>", 250).await?;
     c.cmd("RCPT TO:<bob@example.net>", 250).await?;
     let (code, text) = c.data(MESSAGE).await?;
     assert_eq!(code, 250, "{text}");
-    assert_eq!(message_count(&env.app).await?, 1);
+    assert_eq!(env.message_count().await?, 1);
     // The message's memory was returned once it was stored.
     let mut all = DataBudget::empty();
     assert!(ctx.data_budget.reserve(&mut all, MAX_BYTES as usize));
@@ -517,7 +513,7 @@ async fn a_too_long_data_line_is_drained_and_refused() -> TestResult {
     assert_eq!(code, 500, "{text}");
     assert!(text.contains("4.5.3.1.6"), "{text}");
     c.cmd("NOOP", 250).await?;
-    assert_eq!(message_count(&env.app).await?, 0);
+    assert_eq!(env.message_count().await?, 0);
     Ok(())
 }
 
@@ -532,7 +528,7 @@ async fn too_many_recipients_get_452() -> TestResult {
     let text = c.cmd("RCPT TO:<one-more@example.net>", 452).await?;
     assert!(text.starts_with("4.5.3"), "{text}");
     assert_eq!(c.data(MESSAGE).await?.0, 250);
-    assert_eq!(outbox_count(&env.config), MAX_RCPTS as usize);
+    assert_eq!(env.outbox_count()?, MAX_RCPTS as usize);
     Ok(())
 }
 
@@ -546,11 +542,11 @@ async fn too_many_errors_close_the_session() -> TestResult {
     let (code, text) = c.read_reply().await?;
     assert_eq!(code, 421, "{text}");
     assert!(matches!(c.finished().await?, Outcome::Closed));
-    let refused = audited(&env.app, "smtp_refused").await?;
+    let refused = env.audited("smtp_refused").await?;
     assert!(
         refused
             .iter()
-            .any(|(ip, d)| ip == "192.0.2.66" && d.contains("too many errors"))
+            .any(|e| e.ip == "192.0.2.66" && e.detail.contains("too many errors"))
     );
     Ok(())
 }
@@ -571,7 +567,7 @@ async fn idle_sessions_time_out_with_421() -> TestResult {
 #[tokio::test]
 async fn allowed_networks_and_sender_domains() -> TestResult {
     let env = env_with(
-        Config::builder()
+        TestApp::builder()
             .set("smtp_allowed_networks", ["10.0.0.0/8"])
             .set("smtp_allowed_sender_domains", ["clinic.example"]),
     )
@@ -586,18 +582,18 @@ async fn allowed_networks_and_sender_domains() -> TestResult {
     let mut outside = Client::start(&env.ctx, "11.1.2.3", true).await?;
     outside.cmd("EHLO exchange.clinic.example", 250).await?;
     outside.cmd("MAIL FROM:<ann@clinic.example>", 530).await?;
-    let refused = audited(&env.app, "smtp_refused").await?;
+    let refused = env.audited("smtp_refused").await?;
     assert!(
         refused
             .iter()
-            .any(|(ip, d)| ip == "10.1.2.3" && d.contains("sender domain"))
+            .any(|e| e.ip == "10.1.2.3" && e.detail.contains("sender domain"))
     );
     Ok(())
 }
 
 #[tokio::test]
 async fn plaintext_is_relaxed_for_loopback_only() -> TestResult {
-    let env = env_with(Config::builder().set("smtp_allow_loopback_plaintext", true)).await?;
+    let env = env_with(TestApp::builder().set("smtp_allow_loopback_plaintext", true)).await?;
     let mut local = Client::start(&env.ctx, "127.0.0.1", false).await?;
     let ehlo = local.cmd("EHLO localhost", 250).await?;
     assert!(ehlo.contains("AUTH PLAIN LOGIN"), "{ehlo}");
@@ -624,6 +620,6 @@ async fn a_message_that_is_not_mime_is_refused_with_554() -> TestResult {
     c.cmd("RCPT TO:<bob@example.net>", 250).await?;
     let (code, text) = c.data(".\r\n").await?;
     assert_eq!((code, text.get(..5)), (554, Some("5.6.0")), "{text}");
-    assert_eq!(message_count(&env.app).await?, 0);
+    assert_eq!(env.message_count().await?, 0);
     Ok(())
 }
