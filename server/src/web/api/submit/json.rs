@@ -12,7 +12,7 @@ use zeroize::Zeroize;
 use super::{ApiUser, Envelope, check_envelope, finish};
 use crate::app::AppState;
 use crate::messages::{
-    Draft, Limits, PartKind, Refusal, Sender, Source, SubmitError, Submitted, clean_file_name,
+    Draft, Limits, PartKind, Refusal, Source, SubmitError, Submitted, clean_file_name,
     declared_content_type,
 };
 use crate::web::AppError;
@@ -86,7 +86,6 @@ const BASE64: GeneralPurpose = GeneralPurpose::new(
 
 pub(super) async fn submit(
     app: &AppState,
-    sender: Sender,
     mut body: SubmitRequest,
     caller: &ApiUser,
 ) -> Result<Submitted, AppError> {
@@ -133,7 +132,7 @@ pub(super) async fn submit(
         ));
     }
     too_large(&limits, total)?;
-    let mut draft = Draft::begin(app, sender, Source::Api);
+    let mut draft = Draft::begin(app, caller.sender(), Source::Api);
     let fill = async |draft: &mut Draft| -> Result<(), AppError> {
         for (name, ctype, bytes) in &files {
             draft

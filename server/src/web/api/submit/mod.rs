@@ -112,15 +112,14 @@ pub(crate) async fn submit(
         .unwrap_or_default()
         .trim()
         .to_ascii_lowercase();
-    let sender = caller.sender();
     let submitted = if ctype.starts_with("multipart/form-data") {
         let multipart = Multipart::from_request(request, &app)
             .await
             .map_err(|e| AppError::BadRequest(e.body_text()))?;
-        multipart::submit(&app, sender, multipart, &caller).await?
+        multipart::submit(&app, multipart, &caller).await?
     } else {
         let ApiJson(body) = ApiJson::<SubmitRequest>::from_request(request, &app).await?;
-        json::submit(&app, sender, body, &caller).await?
+        json::submit(&app, body, &caller).await?
     };
     let id = submitted.id.to_string();
     let location = format!("{}/api/v1/messages/{id}", app.config.base_url);

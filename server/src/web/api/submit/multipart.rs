@@ -10,7 +10,7 @@ use zeroize::Zeroize;
 use super::{ApiUser, Envelope, check_envelope, finish};
 use crate::app::AppState;
 use crate::messages::{
-    Draft, Limits, PartKind, Refusal, Sender, Source, SubmitError, Submitted, clean_file_name,
+    Draft, Limits, PartKind, Refusal, Source, SubmitError, Submitted, clean_file_name,
     declared_content_type,
 };
 use crate::web::AppError;
@@ -67,7 +67,6 @@ fn set_once(slot: &mut Option<String>, name: &str, value: String) -> Result<(), 
 
 pub(super) async fn submit(
     app: &AppState,
-    sender: Sender,
     mut multipart: Multipart,
     caller: &ApiUser,
 ) -> Result<Submitted, AppError> {
@@ -93,7 +92,7 @@ pub(super) async fn submit(
             return Err(e);
         }
     };
-    let draft = draft.unwrap_or_else(|| Draft::begin(app, sender, Source::Api));
+    let draft = draft.unwrap_or_else(|| Draft::begin(app, caller.sender(), Source::Api));
     finish(draft, envelope, recipients, caller).await
 }
 
