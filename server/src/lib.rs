@@ -24,6 +24,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod files;
+pub mod ids;
 pub mod jobs;
 pub mod messages;
 pub mod net;

@@ -129,7 +129,7 @@ pub mod actor {
     }
 
     /// The actor name for a recipient.
-    pub fn recipient(id: uuid::Uuid) -> String {
+    pub fn recipient(id: crate::ids::RecipientId) -> String {
         format!("recipient:{id}")
     }
 }

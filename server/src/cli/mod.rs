@@ -30,7 +30,6 @@ use crate::config::Config;
 use crate::{jobs, telemetry};
 
 /// Sealpost: secure message pickup portal.
-/// Sealpost: secure message pickup portal.
 #[derive(Debug, Parser)]
 #[command(name = "sealpost", version, about)]
 pub struct Cli {
@@ -45,6 +44,13 @@ pub struct Cli {
 pub enum Command {
     /// Run the HTTP and SMTP listeners until SIGTERM or Ctrl-C.
     Serve,
+    #[command(flatten)]
+    Admin(AdminCommand),
+}
+
+/// The commands that open the data directory, do one thing and exit.
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
     /// Create or upgrade the database schema, then exit.
     Migrate,
     /// Manage staff accounts.
@@ -107,14 +113,16 @@ pub fn main() -> ExitCode {
 
 /// Run one command with a loaded configuration.
 pub async fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
-    if let Command::Serve = command {
-        crate::serve::serve(config).await?;
-        return Ok(ExitCode::SUCCESS);
-    }
+    let command = match command {
+        Command::Serve => {
+            crate::serve::serve(config).await?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        Command::Admin(command) => command,
+    };
     let app = App::open(config).await?;
     let result = match command {
-        Command::Serve => Ok(ExitCode::SUCCESS),
-        Command::Migrate => {
+        AdminCommand::Migrate => {
             let version = crate::store::MIGRATOR
                 .iter()
                 .map(|m| m.version)
@@ -123,11 +131,11 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
             println!("database is at schema version {version}");
             Ok(ExitCode::SUCCESS)
         }
-        Command::User { command } => user::run(&app, command).await,
-        Command::Token { command } => token::run(&app, command).await,
-        Command::Audit { command } => audit::run(&app, command).await,
-        Command::Relay { command } => relay::run(&app, command).await,
-        Command::Purge => purge(&app).await,
+        AdminCommand::User { command } => user::run(&app, command).await,
+        AdminCommand::Token { command } => token::run(&app, command).await,
+        AdminCommand::Audit { command } => audit::run(&app, command).await,
+        AdminCommand::Relay { command } => relay::run(&app, command).await,
+        AdminCommand::Purge => purge(&app).await,
     };
     app.store().close().await;
     result
@@ -160,9 +168,9 @@ mod tests {
             "sealpost", "user", "add", "--email", "a@b", "--role", "auditor",
         ]);
         match cli.map(|c| c.command) {
-            Ok(Command::User {
+            Ok(Command::Admin(AdminCommand::User {
                 command: UserCommand::Add { email, role },
-            }) => {
+            })) => {
                 assert_eq!(email, "a@b");
                 assert_eq!(role, Role::Auditor);
             }

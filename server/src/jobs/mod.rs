@@ -42,14 +42,14 @@ pub async fn purge_expired(store: &Store) -> Result<PurgeReport> {
         let mut progressed = false;
         for item in due {
             let mut tx = store.begin_write().await?;
-            if !purge::shred(&mut tx, &item.message_id, now).await? {
+            if !purge::shred(&mut tx, item.message_id, now).await? {
                 continue; // another purger got there first
             }
             progressed = true;
             if item.reason == PurgeReason::Expired {
                 audit::record(
                     &mut tx,
-                    Event::new(actor::SYSTEM, Action::Expired).with_message(&item.message_id),
+                    Event::new(actor::SYSTEM, Action::Expired).with_message(item.message_id),
                 )
                 .await?;
                 report.expired += 1;
@@ -63,7 +63,7 @@ pub async fn purge_expired(store: &Store) -> Result<PurgeReport> {
             audit::record(
                 &mut tx,
                 Event::new(actor::SYSTEM, Action::Purged)
-                    .with_message(&item.message_id)
+                    .with_message(item.message_id)
                     .with_detail(json!({ "reason": reason })),
             )
             .await?;
@@ -106,13 +106,17 @@ mod tests {
     use super::*;
     use crate::store::testing::{audit_rows, chunks_of, exec, temp_store, wrapped_dek};
 
+    const OLD: &str = "00000000-0000-7000-8000-00000000001a";
+    const REV: &str = "00000000-0000-7000-8000-00000000002b";
+    const LIVE: &str = "00000000-0000-7000-8000-00000000003c";
+
     #[tokio::test]
     async fn shreds_expired_and_revoked_messages_only() -> Result<()> {
         let (store, _dir) = temp_store().await?;
-        // m-old expired, m-rev revoked but not expired, m-live neither.
+        // OLD expired, REV revoked but not expired, LIVE neither.
         exec(
             &store,
-            "INSERT INTO messages (id, sender_address, source, created_at, expires_at, revoked_at) VALUES \
+            &"INSERT INTO messages (id, sender_address, source, created_at, expires_at, revoked_at) VALUES \
              ('m-old', 'a@x', 'api', 0, 1, NULL), \
              ('m-rev', 'a@x', 'api', 0, 9999999999999, 5), \
              ('m-live', 'a@x', 'api', 0, 9999999999999, NULL); \
@@ -122,7 +126,10 @@ mod tests {
              ('m-old', 0, 0, x'01'), ('m-live', 0, 0, x'02'); \
              INSERT INTO recipients (id, message_id, address, pickup_id, wrapped_dek) VALUES \
              ('r-old', 'm-old', 'b@x', 'AAAAAAAAAAAAAAAAAAAAAA', x'AA'), \
-             ('r-live', 'm-live', 'b@x', 'BBBBBBBBBBBBBBBBBBBBBB', x'BB');",
+             ('r-live', 'm-live', 'b@x', 'BBBBBBBBBBBBBBBBBBBBBB', x'BB');"
+                .replace("m-old", OLD)
+                .replace("m-rev", REV)
+                .replace("m-live", LIVE),
         )
         .await?;
 
@@ -137,8 +144,8 @@ mod tests {
         // Second run finds nothing.
         assert_eq!(purge_expired(&store).await?, PurgeReport::default());
 
-        assert_eq!(chunks_of(&store, "m-old").await?, 0);
-        assert_eq!(chunks_of(&store, "m-live").await?, 1);
+        assert_eq!(chunks_of(&store, OLD).await?, 0);
+        assert_eq!(chunks_of(&store, LIVE).await?, 1);
         assert!(wrapped_dek(&store, "r-old").await?.is_none());
         assert!(wrapped_dek(&store, "r-live").await?.is_some());
         let rows = audit_rows(&store).await?;
@@ -149,9 +156,9 @@ mod tests {
         assert_eq!(
             actions,
             vec![
-                ("expired", Some("m-old")),
-                ("purged", Some("m-old")),
-                ("purged", Some("m-rev")),
+                ("expired", Some(OLD)),
+                ("purged", Some(OLD)),
+                ("purged", Some(REV)),
             ]
         );
         assert!(audit::verify(&store).await?.ok());

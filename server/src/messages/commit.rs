@@ -13,8 +13,8 @@ use super::{EmailAddress, PartKind, RequestCtx, SubmitError};
 use crate::app::AppState;
 use crate::audit::{self, Action};
 use crate::clock::now_ms;
+use crate::ids::{PickupId, RecipientId};
 use crate::notify::Notification;
-use crate::store::new_id;
 use crate::store::{messages as rows, recipients};
 
 impl Draft {
@@ -68,7 +68,7 @@ impl Draft {
             serde_json::to_vec(&header).map_err(|e| SubmitError::Internal(e.into()))?,
         );
         drop(header);
-        let mut enc = PartEncryptor::new(&self.dek, &self.id_bytes, 0);
+        let mut enc = PartEncryptor::new(&self.dek, self.id.as_bytes(), 0);
         self.pending.push(Pending::Part {
             part_no: 0,
             header: enc.header(),
@@ -86,10 +86,9 @@ impl Draft {
         });
 
         // One link secret per recipient; the DEK wrapped under each recipient's KEK.
-        let id = self.id.to_string();
         let mut wrapped = Vec::with_capacity(recipients.len());
         for address in &recipients {
-            let recipient_id = new_id();
+            let recipient_id = RecipientId::generate();
             let secret = LinkSecret::generate();
             let salt = msg.passphrase.as_ref().map(|_| PassphraseSalt::generate());
             let passphrase_key = match (&msg.passphrase, &salt) {
@@ -104,16 +103,16 @@ impl Draft {
                 &self.app.server_key,
                 &secret,
                 passphrase_key.as_ref(),
-                &self.id_bytes,
+                self.id.as_bytes(),
                 recipient_id.as_bytes(),
             );
             let wrapped_dek = kek.wrap(
                 &self.dek,
                 self.app.server_key.key_id(),
-                &self.id_bytes,
+                self.id.as_bytes(),
                 recipient_id.as_bytes(),
             );
-            let pickup_id = pickup_id();
+            let pickup_id = PickupId::generate();
             wrapped.push((
                 address.clone(),
                 recipient_id,
@@ -130,8 +129,8 @@ impl Draft {
             recipients::insert_recipient(
                 &mut tx,
                 &recipients::NewRecipient {
-                    id: &recipient_id.to_string(),
-                    message_id: &id,
+                    id: *recipient_id,
+                    message_id: self.id,
                     address: address.as_str(),
                     pickup_id,
                     wrapped_dek,
@@ -141,7 +140,7 @@ impl Draft {
             .await?;
         }
         let part_count = u32::try_from(self.parts.len() + 1).unwrap_or(u32::MAX);
-        rows::set_totals(&mut tx, &id, self.total, part_count, expires_at).await?;
+        rows::set_totals(&mut tx, self.id, self.total, part_count, expires_at).await?;
         tx.commit().await?;
 
         // Hand every notification to the relay. The secrets are dropped (and zeroized) with
@@ -178,7 +177,7 @@ impl Draft {
 
         let now = now_ms();
         let mut tx = self.app.store.begin_write().await?;
-        rows::mark_ready(&mut tx, &id, now).await?;
+        rows::mark_ready(&mut tx, self.id, now).await?;
         let detail = json!({
             "source": self.source.as_str(),
             "sender": self.sender.address,
@@ -226,11 +225,6 @@ pub(crate) async fn derive_passphrase_key(
     let key =
         tokio::task::spawn_blocking(move || PassphraseKey::derive(&passphrase, &salt)).await??;
     Ok(key)
-}
-
-fn pickup_id() -> String {
-    use base64::Engine as _;
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sealpost_crypto::random_bytes::<16>())
 }
 
 fn dedupe(addresses: Vec<EmailAddress>) -> Vec<EmailAddress> {

@@ -12,7 +12,7 @@ use super::policy::{Limits, Refusal};
 use super::{EmailAddress, PartKind, SubmitError};
 use crate::app::AppState;
 use crate::clock::{UnixMillis, now_ms};
-use crate::store::new_id;
+use crate::ids::MessageId;
 use crate::store::{messages as rows, parts};
 
 /// Sealed chunks are written in transactions of about this many bytes, so a large upload
@@ -62,7 +62,7 @@ pub struct RecipientStatus {
 
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Submitted {
-    pub id: Uuid,
+    pub id: MessageId,
     pub recipients: Vec<RecipientStatus>,
 }
 
@@ -88,8 +88,7 @@ pub(super) enum Pending {
 /// [`Draft::abort`] (or the cleanup job, if the process dies) removes it.
 pub struct Draft {
     pub(super) app: AppState,
-    pub(super) id: Uuid,
-    pub(super) id_bytes: [u8; 16],
+    pub(super) id: MessageId,
     pub(super) sender: Sender,
     pub(super) source: Source,
     pub(super) limits: Limits,
@@ -120,11 +119,9 @@ impl Draft {
     /// written until the first batch of ciphertext (or the commit), which also writes the
     /// invisible message row.
     pub fn begin(app: &AppState, sender: Sender, source: Source) -> Self {
-        let id = new_id();
         Self {
             app: app.clone(),
-            id,
-            id_bytes: *id.as_bytes(),
+            id: MessageId::generate(),
             sender,
             source,
             limits: Limits::for_source(&app.config, source),
@@ -140,7 +137,7 @@ impl Draft {
     }
 
     /// The message id.
-    pub fn id(&self) -> Uuid {
+    pub fn id(&self) -> MessageId {
         self.id
     }
 
@@ -161,7 +158,7 @@ impl Draft {
             u32::try_from(self.parts.len() + 1).map_err(|_| Refusal::TooManyAttachments {
                 max: self.limits.max_attachments,
             })?;
-        let encryptor = PartEncryptor::new(&self.dek, &self.id_bytes, part_no);
+        let encryptor = PartEncryptor::new(&self.dek, self.id.as_bytes(), part_no);
         self.pending.push(Pending::Part {
             part_no,
             header: encryptor.header(),
@@ -262,13 +259,12 @@ impl Draft {
         &mut self,
         tx: &mut SqliteConnection,
     ) -> Result<(), SubmitError> {
-        let id = self.id.to_string();
         if !self.stored {
             let user_id = self.sender.user_id.map(|u| u.to_string());
             rows::insert_message(
                 tx,
                 &rows::NewMessage {
-                    id: &id,
+                    id: self.id,
                     sender_user_id: user_id.as_deref(),
                     sender_address: &self.sender.address,
                     source: self.source.as_str(),
@@ -309,10 +305,10 @@ impl Draft {
                 }
             }
         }
-        parts::insert_parts(tx, &id, &parts).await?;
-        parts::insert_chunks(tx, &id, &chunks).await?;
+        parts::insert_parts(tx, self.id, &parts).await?;
+        parts::insert_chunks(tx, self.id, &chunks).await?;
         for (part_no, len) in late_lens {
-            parts::set_part_len(tx, &id, part_no, len).await?;
+            parts::set_part_len(tx, self.id, part_no, len).await?;
         }
         self.pending.clear();
         self.pending_bytes = 0;
@@ -402,10 +398,10 @@ impl PartWriter<'_> {
     }
 }
 
-pub(super) async fn discard(app: &AppState, id: Uuid) {
+pub(super) async fn discard(app: &AppState, id: MessageId) {
     let result = async {
         let mut tx = app.store.begin_write().await?;
-        rows::delete_receiving(&mut tx, &id.to_string()).await?;
+        rows::delete_receiving(&mut tx, id).await?;
         tx.commit().await?;
         Ok::<_, crate::store::StoreError>(())
     }
@@ -429,7 +425,7 @@ pub async fn cleanup_stale(
     drop(conn);
     for id in &stale {
         let mut tx = store.begin_write().await?;
-        rows::delete_receiving(&mut tx, id).await?;
+        rows::delete_receiving(&mut tx, *id).await?;
         tx.commit().await?;
     }
     Ok(stale.len())

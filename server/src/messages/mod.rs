@@ -218,15 +218,5 @@ impl From<StoreError> for PickupError {
     }
 }
 
-/// The 16 bytes of a stored UUID text id.
-pub(crate) fn id_bytes(id: &str) -> Result<[u8; 16], StoreError> {
-    uuid::Uuid::parse_str(id)
-        .map(|u| *u.as_bytes())
-        .map_err(|_| StoreError::Corrupt {
-            table: "messages",
-            reason: "id is not a UUID".into(),
-        })
-}
-
 #[cfg(test)]
 mod tests;

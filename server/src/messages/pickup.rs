@@ -11,15 +11,15 @@ use sealpost_crypto::{
 };
 use serde_json::json;
 use time::OffsetDateTime;
-use uuid::Uuid;
 use zeroize::Zeroizing;
 
 use super::commit::derive_passphrase_key;
 use super::header::HeaderBlock;
-use super::{AttachmentInfo, EmailAddress, PartKind, PickupError, RequestCtx, id_bytes};
+use super::{AttachmentInfo, EmailAddress, PartKind, PickupError, RequestCtx};
 use crate::app::AppState;
 use crate::audit::{self, Action, actor};
 use crate::clock::{from_ms, now_ms};
+use crate::ids::{MessageId, PickupId, RecipientId};
 use crate::notify::CodeMail;
 use crate::store::recipients::PickupRow;
 use crate::store::{Store, new_id};
@@ -48,7 +48,7 @@ pub struct CodeSent {
 
 #[derive(Debug, Clone, Copy)]
 pub struct Verified {
-    pub recipient_id: Uuid,
+    pub recipient_id: RecipientId,
 }
 
 /// A decrypted message. `html` is raw: the web layer sanitises it before showing it.
@@ -65,14 +65,7 @@ pub struct Opened {
 }
 
 /// Load the recipient for a pickup id and refuse dead messages. Reads only.
-async fn live(store: &Store, pickup_id: &str) -> Result<PickupRow, PickupError> {
-    if pickup_id.len() != 22
-        || !pickup_id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-    {
-        return Err(PickupError::NotFound);
-    }
+async fn live(store: &Store, pickup_id: &PickupId) -> Result<PickupRow, PickupError> {
     let mut conn = store.acquire().await?;
     let row = recipients::pickup(&mut conn, pickup_id)
         .await?
@@ -92,8 +85,8 @@ async fn live(store: &Store, pickup_id: &str) -> Result<PickupRow, PickupError> 
 /// An audit event by this requester about this recipient of this message.
 fn event_for(ctx: &RequestCtx, row: &PickupRow, action: Action) -> crate::audit::Event {
     ctx.event(action)
-        .with_message(&row.message_id)
-        .with_recipient(&row.recipient_id)
+        .with_message(row.message_id)
+        .with_recipient(row.recipient_id)
 }
 
 fn time_of(ms: i64) -> OffsetDateTime {
@@ -101,7 +94,7 @@ fn time_of(ms: i64) -> OffsetDateTime {
 }
 
 /// The landing page's facts. Writes nothing and audits nothing.
-pub async fn landing(app: &AppState, pickup_id: &str) -> Result<Landing, PickupError> {
+pub async fn landing(app: &AppState, pickup_id: &PickupId) -> Result<Landing, PickupError> {
     let row = live(&app.store, pickup_id).await?;
     let masked = EmailAddress::parse(&row.address)
         .map(|a| a.masked())
@@ -117,7 +110,7 @@ pub async fn landing(app: &AppState, pickup_id: &str) -> Result<Landing, PickupE
 /// Email a fresh one-time code to the recipient.
 pub async fn request_code(
     app: &AppState,
-    pickup_id: &str,
+    pickup_id: &PickupId,
     ctx: &RequestCtx,
 ) -> Result<CodeSent, PickupError> {
     let row = live(&app.store, pickup_id).await?;
@@ -125,8 +118,7 @@ pub async fn request_code(
     let code = sealpost_crypto::code::generate();
     {
         let mut tx = app.store.begin_write().await?;
-        if codes::codes_since(&mut tx, &row.recipient_id, now - 3_600_000).await? >= CODES_PER_HOUR
-        {
+        if codes::codes_since(&mut tx, row.recipient_id, now - 3_600_000).await? >= CODES_PER_HOUR {
             let event = event_for(ctx, &row, Action::CodeFailed)
                 .with_detail(json!({ "reason": "rate_limited" }));
             audit::record(&mut tx, event).await?;
@@ -137,8 +129,8 @@ pub async fn request_code(
         codes::insert_code(
             &mut tx,
             &new_id().to_string(),
-            &row.recipient_id,
-            &sealpost_crypto::code::digest(&row.recipient_id, &code),
+            row.recipient_id,
+            &sealpost_crypto::code::digest(&row.recipient_id.to_string(), &code),
             now,
             expires,
         )
@@ -177,7 +169,7 @@ pub async fn request_code(
 /// Check a one-time code; on success the caller starts a recipient session.
 pub async fn verify_code(
     app: &AppState,
-    pickup_id: &str,
+    pickup_id: &PickupId,
     code: &str,
     ctx: &RequestCtx,
 ) -> Result<Verified, PickupError> {
@@ -188,7 +180,7 @@ pub async fn verify_code(
         .collect();
     let now = now_ms();
     let mut tx = app.store.begin_write().await?;
-    let Some(stored) = codes::latest_code(&mut tx, &row.recipient_id).await? else {
+    let Some(stored) = codes::latest_code(&mut tx, row.recipient_id).await? else {
         return Err(PickupError::CodeExpired);
     };
     if stored.used_at.is_some() || stored.expires_at <= now || stored.attempts >= CODE_MAX_ATTEMPTS
@@ -199,15 +191,15 @@ pub async fn verify_code(
         tx.commit().await?;
         return Err(PickupError::CodeExpired);
     }
-    let recipient_id =
-        Uuid::parse_str(&row.recipient_id).map_err(|e| PickupError::Internal(e.into()))?;
+    let recipient_id = row.recipient_id;
     if code.len() == 6
-        && sealpost_crypto::code::digest(&row.recipient_id, &code)[..] == stored.code_hash[..]
+        && sealpost_crypto::code::digest(&recipient_id.to_string(), &code)[..]
+            == stored.code_hash[..]
     {
         codes::code_used(&mut tx, &stored.id, now).await?;
         let event = ctx
             .event_as(actor::recipient(recipient_id), Action::Verified)
-            .with_message(&row.message_id)
+            .with_message(row.message_id)
             .with_recipient(recipient_id);
         audit::record(&mut tx, event).await?;
         tx.commit().await?;
@@ -236,7 +228,7 @@ async fn count_failure(
 ) -> Result<PickupError, PickupError> {
     let threshold = app.config.lockout_threshold;
     let (count, locked_now) =
-        recipients::record_failure(tx, &row.recipient_id, threshold, now_ms()).await?;
+        recipients::record_failure(tx, row.recipient_id, threshold, now_ms()).await?;
     let event =
         event_for(ctx, row, action).with_detail(json!({ "reason": reason, "failures": count }));
     audit::record(tx, event).await?;
@@ -255,15 +247,15 @@ async fn count_failure(
 /// Check access and unwrap the DEK; counts and audits a wrong secret or passphrase.
 async fn unlock(
     app: &AppState,
-    pickup_id: &str,
+    pickup_id: &PickupId,
     secret: &LinkSecret,
     passphrase: Option<Passphrase>,
-    verified: Option<Uuid>,
+    verified: Option<RecipientId>,
     ctx: &RequestCtx,
-) -> Result<(PickupRow, Dek, [u8; 16]), PickupError> {
+) -> Result<(PickupRow, Dek), PickupError> {
     let row = live(&app.store, pickup_id).await?;
-    let recipient_bytes = id_bytes(&row.recipient_id)?;
-    let message_bytes = id_bytes(&row.message_id)?;
+    let recipient_bytes = row.recipient_id.as_bytes();
+    let message_bytes = row.message_id.as_bytes();
     let passphrase_key = match (&row.passphrase_salt, passphrase) {
         (Some(salt), Some(p)) if !p.is_empty() => {
             let salt =
@@ -277,7 +269,7 @@ async fn unlock(
         (Some(_), _) => return Err(PickupError::PassphraseRequired),
         (None, _) => {
             // Without a passphrase, possession of the mailbox (a one-time code) is the second factor.
-            if verified.map(|v| *v.as_bytes()) != Some(recipient_bytes) {
+            if verified != Some(row.recipient_id) {
                 return Err(PickupError::NotVerified);
             }
             None
@@ -294,11 +286,11 @@ async fn unlock(
         &app.server_key,
         secret,
         passphrase_key.as_ref(),
-        &message_bytes,
-        &recipient_bytes,
+        message_bytes,
+        recipient_bytes,
     );
-    match kek.unwrap(wrapped, &message_bytes, &recipient_bytes) {
-        Ok(dek) => Ok((row, dek, message_bytes)),
+    match kek.unwrap(wrapped, message_bytes, recipient_bytes) {
+        Ok(dek) => Ok((row, dek)),
         Err(CryptoError::CouldNotOpen) => {
             let mut tx = app.store.begin_write().await?;
             let reason = if passphrase_key.is_some() {
@@ -318,15 +310,14 @@ async fn unlock(
 async fn read_part(
     store: &Store,
     dek: &Dek,
-    message_id: &str,
-    message_bytes: &[u8; 16],
+    message_id: MessageId,
     part_no: u32,
 ) -> Result<Zeroizing<Vec<u8>>, PickupError> {
     let mut conn = store.acquire().await?;
     let (header, len) = parts::part(&mut conn, message_id, part_no)
         .await?
         .ok_or(PickupError::Expired)?;
-    let mut dec = PartDecryptor::new(dek, message_bytes, part_no, &header)
+    let mut dec = PartDecryptor::new(dek, message_id.as_bytes(), part_no, &header)
         .map_err(|e| PickupError::Internal(e.into()))?;
     let mut out = Zeroizing::new(Vec::with_capacity(
         usize::try_from(len).unwrap_or(0).min(64 << 20),
@@ -356,33 +347,29 @@ fn utf8(bytes: &[u8]) -> String {
 async fn header_block(
     store: &Store,
     dek: &Dek,
-    message_id: &str,
-    message_bytes: &[u8; 16],
+    message_id: MessageId,
 ) -> Result<HeaderBlock, PickupError> {
-    let json = read_part(store, dek, message_id, message_bytes, 0).await?;
+    let json = read_part(store, dek, message_id, 0).await?;
     serde_json::from_slice(&json).map_err(|e| PickupError::Internal(e.into()))
 }
 
 /// Decrypt the message for the recipient and record the view.
 pub async fn open(
     app: &AppState,
-    pickup_id: &str,
+    pickup_id: &PickupId,
     secret: &LinkSecret,
     passphrase: Option<Passphrase>,
-    verified: Option<Uuid>,
+    verified: Option<RecipientId>,
     ctx: &RequestCtx,
 ) -> Result<Opened, PickupError> {
-    let (row, dek, message_bytes) =
-        unlock(app, pickup_id, secret, passphrase, verified, ctx).await?;
-    let header = header_block(&app.store, &dek, &row.message_id, &message_bytes).await?;
+    let (row, dek) = unlock(app, pickup_id, secret, passphrase, verified, ctx).await?;
+    let header = header_block(&app.store, &dek, row.message_id).await?;
     let body = |kind| {
         let part = header.first(kind).map(|p| p.part_no);
-        let (store, dek, id) = (&app.store, &dek, &row.message_id);
+        let (store, dek, id) = (&app.store, &dek, row.message_id);
         async move {
             match part {
-                Some(n) => read_part(store, dek, id, &message_bytes, n)
-                    .await
-                    .map(|b| Some(utf8(&b))),
+                Some(n) => read_part(store, dek, id, n).await.map(|b| Some(utf8(&b))),
                 None => Ok(None),
             }
         }
@@ -391,12 +378,11 @@ pub async fn open(
     let html = body(PartKind::Html).await?;
     let now = now_ms();
     let mut tx = app.store.begin_write().await?;
-    recipients::record_open(&mut tx, &row.recipient_id, now).await?;
-    let recipient_id =
-        Uuid::parse_str(&row.recipient_id).map_err(|e| PickupError::Internal(e.into()))?;
+    recipients::record_open(&mut tx, row.recipient_id, now).await?;
+    let recipient_id = row.recipient_id;
     let event = ctx
         .event_as(actor::recipient(recipient_id), Action::Opened)
-        .with_message(&row.message_id)
+        .with_message(row.message_id)
         .with_recipient(recipient_id)
         .with_detail(json!({ "address": row.address, "open_count": row.open_count + 1 }));
     audit::record(&mut tx, event).await?;
@@ -417,10 +403,10 @@ pub async fn open(
 /// chunk at a time.
 pub async fn open_attachment(
     app: &AppState,
-    pickup_id: &str,
+    pickup_id: &PickupId,
     secret: &LinkSecret,
     passphrase: Option<Passphrase>,
-    verified: Option<Uuid>,
+    verified: Option<RecipientId>,
     part_no: u32,
     ctx: &RequestCtx,
 ) -> Result<
@@ -430,9 +416,8 @@ pub async fn open_attachment(
     ),
     PickupError,
 > {
-    let (row, dek, message_bytes) =
-        unlock(app, pickup_id, secret, passphrase, verified, ctx).await?;
-    let header = header_block(&app.store, &dek, &row.message_id, &message_bytes).await?;
+    let (row, dek) = unlock(app, pickup_id, secret, passphrase, verified, ctx).await?;
+    let header = header_block(&app.store, &dek, row.message_id).await?;
     let info = header
         .attachments()
         .into_iter()
@@ -440,24 +425,23 @@ pub async fn open_attachment(
         .ok_or(PickupError::NotFound)?;
     let (part_header, _) = {
         let mut conn = app.store.acquire().await?;
-        parts::part(&mut conn, &row.message_id, part_no)
+        parts::part(&mut conn, row.message_id, part_no)
             .await?
             .ok_or(PickupError::Expired)?
     };
-    let decryptor = PartDecryptor::new(&dek, &message_bytes, part_no, &part_header)
+    let decryptor = PartDecryptor::new(&dek, row.message_id.as_bytes(), part_no, &part_header)
         .map_err(|e| PickupError::Internal(e.into()))?;
-    let recipient_id =
-        Uuid::parse_str(&row.recipient_id).map_err(|e| PickupError::Internal(e.into()))?;
+    let recipient_id = row.recipient_id;
     let event = ctx
         .event_as(actor::recipient(recipient_id), Action::AttachmentDownloaded)
-        .with_message(&row.message_id)
+        .with_message(row.message_id)
         .with_recipient(recipient_id)
         .with_detail(json!({ "part_no": part_no, "size": info.size }));
     audit::append(&app.store, event).await?;
 
     struct State {
         store: Store,
-        message_id: String,
+        message_id: MessageId,
         part_no: u32,
         seq: u32,
         decryptor: Option<PartDecryptor>,
@@ -475,7 +459,7 @@ pub async fn open_attachment(
                 return Ok(None);
             };
             let mut conn = st.store.acquire().await?;
-            match parts::chunk(&mut conn, &st.message_id, st.part_no, st.seq).await? {
+            match parts::chunk(&mut conn, st.message_id, st.part_no, st.seq).await? {
                 Some(chunk) => {
                     st.seq += 1;
                     if let Some(plain) = dec.push(chunk).map_err(corrupt)? {

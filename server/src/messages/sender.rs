@@ -8,6 +8,7 @@ use super::{PickupError, RequestCtx};
 use crate::app::AppState;
 use crate::audit::{self, Action};
 use crate::clock::{format_rfc3339, now_ms};
+use crate::ids::MessageId;
 use crate::store::{messages as rows, recipients};
 
 #[derive(Debug, Clone, Serialize)]
@@ -22,7 +23,7 @@ pub struct RecipientView {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct SenderView {
-    pub id: String,
+    pub id: MessageId,
     pub created_at: String,
     pub expires_at: String,
     pub revoked_at: Option<String>,
@@ -35,13 +36,13 @@ pub struct SenderView {
 pub async fn sender_view(
     app: &AppState,
     user_id: Uuid,
-    message_id: Uuid,
+    message_id: MessageId,
 ) -> Result<SenderView, PickupError> {
     let mut tx = app.store.begin_read().await?;
-    let m = rows::sender_message(&mut tx, &user_id.to_string(), &message_id.to_string())
+    let m = rows::sender_message(&mut tx, &user_id.to_string(), message_id)
         .await?
         .ok_or(PickupError::NotFound)?;
-    let recipients = recipients::recipients_of(&mut tx, &m.id).await?;
+    let recipients = recipients::recipients_of(&mut tx, m.id).await?;
     let fmt = |t: Option<i64>| t.map(format_rfc3339);
     Ok(SenderView {
         created_at: format_rfc3339(m.created_at),
@@ -69,23 +70,23 @@ pub async fn sender_view(
 pub async fn revoke(
     app: &AppState,
     user_id: Uuid,
-    message_id: Uuid,
+    message_id: MessageId,
     ctx: &RequestCtx,
 ) -> Result<(), PickupError> {
-    let id = message_id.to_string();
+    let id = message_id;
     let now = now_ms();
     let mut tx = app.store.begin_write().await?;
-    rows::sender_message(&mut tx, &user_id.to_string(), &id)
+    rows::sender_message(&mut tx, &user_id.to_string(), id)
         .await?
         .ok_or(PickupError::NotFound)?;
-    if rows::revoke(&mut tx, &id, now).await? {
-        audit::record(&mut tx, ctx.event(Action::Revoked).with_message(&id)).await?;
+    if rows::revoke(&mut tx, id, now).await? {
+        audit::record(&mut tx, ctx.event(Action::Revoked).with_message(id)).await?;
     }
-    if crate::store::purge::shred(&mut tx, &id, now).await? {
+    if crate::store::purge::shred(&mut tx, id, now).await? {
         audit::record(
             &mut tx,
             ctx.event(Action::Purged)
-                .with_message(&id)
+                .with_message(id)
                 .with_detail(json!({ "reason": "revoked" })),
         )
         .await?;

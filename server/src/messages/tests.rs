@@ -8,12 +8,12 @@
 //! sleeps.
 
 use sealpost_crypto::{LinkSecret, Passphrase};
-use uuid::Uuid;
 
 use super::*;
 use crate::app::AppState;
 use crate::audit;
 use crate::clock::now_ms;
+use crate::ids::{MessageId, PickupId, RecipientId};
 use crate::store::testing as rows;
 use crate::testing::{PickupLink, SENDER, TestApp, TestSender};
 
@@ -34,8 +34,9 @@ fn visitor() -> RequestCtx {
 struct Fixture {
     t: TestApp,
     sender: TestSender,
-    message_id: Uuid,
+    message_id: MessageId,
     link: PickupLink,
+    pickup: PickupId,
 }
 
 impl Fixture {
@@ -55,6 +56,7 @@ impl Fixture {
             .await?;
         let link = t.notification_to(RECIPIENT)?;
         Ok(Self {
+            pickup: link.pickup_id.parse()?,
             t,
             sender,
             message_id: submitted.id,
@@ -66,8 +68,8 @@ impl Fixture {
         self.t.state()
     }
 
-    fn pickup(&self) -> &str {
-        &self.link.pickup_id
+    fn pickup(&self) -> &PickupId {
+        &self.pickup
     }
 
     fn secret(&self) -> Result<LinkSecret> {
@@ -81,7 +83,7 @@ impl Fixture {
     }
 
     /// A code by email, verified: the recipient id a session would hold.
-    async fn verified(&self) -> Result<Uuid> {
+    async fn verified(&self) -> Result<RecipientId> {
         let code = self.code().await?;
         Ok(verify_code(self.app(), self.pickup(), &code, &visitor())
             .await?
@@ -92,7 +94,7 @@ impl Fixture {
         &self,
         secret: &LinkSecret,
         passphrase: Option<&str>,
-        verified: Option<Uuid>,
+        verified: Option<RecipientId>,
     ) -> std::result::Result<Opened, PickupError> {
         let passphrase = passphrase.map(|p| Passphrase::new(p.to_owned()));
         open(
@@ -108,7 +110,7 @@ impl Fixture {
 
     /// `(failed_attempts, locked)` of the recipient.
     async fn failures(&self) -> Result<(i64, bool)> {
-        Ok(rows::failures(self.t.store(), self.pickup()).await?)
+        Ok(rows::failures(self.t.store(), self.pickup().as_str()).await?)
     }
 
     /// How many audit events with `action` concern this message.
@@ -222,7 +224,7 @@ async fn a_code_dies_after_five_wrong_entries() -> Result {
 #[tokio::test]
 async fn opening_needs_the_verified_recipient_and_is_then_uncounted() -> Result {
     let f = Fixture::new(3).await?;
-    for verified in [None, Some(Uuid::now_v7())] {
+    for verified in [None, Some(RecipientId::generate())] {
         let err = f.open(&f.secret()?, None, verified).await;
         assert!(matches!(err, Err(PickupError::NotVerified)), "{err:?}");
     }
@@ -287,7 +289,7 @@ async fn used_and_expired_codes_are_refused() -> Result {
     );
 
     let code = f.code().await?;
-    let moved = rows::expire_codes(f.t.store(), f.pickup(), now_ms() - 1).await?;
+    let moved = rows::expire_codes(f.t.store(), f.pickup().as_str(), now_ms() - 1).await?;
     assert!(moved >= 1);
     let err = verify_code(f.app(), f.pickup(), &code, &visitor()).await;
     assert!(
@@ -360,10 +362,9 @@ async fn each_open_is_recorded_for_the_sender() -> Result {
 #[tokio::test]
 async fn unknown_revoked_and_expired_messages_are_refused() -> Result {
     let f = Fixture::new(10).await?;
-    for id in ["AAAAAAAAAAAAAAAAAAAAAA", "not a pickup id"] {
-        let err = landing(f.app(), id).await;
-        assert!(matches!(err, Err(PickupError::NotFound)), "{id}: {err:?}");
-    }
+    let err = landing(f.app(), &"AAAAAAAAAAAAAAAAAAAAAA".parse()?).await;
+    assert!(matches!(err, Err(PickupError::NotFound)), "{err:?}");
+    assert!("not a pickup id".parse::<PickupId>().is_err());
     let stranger = f.t.add_sender("other@example.org").await?;
     let err = sender_view(f.app(), stranger.user_id, f.message_id).await;
     assert!(matches!(err, Err(PickupError::NotFound)), "{err:?}");
@@ -492,6 +493,6 @@ async fn cleanup_stale_removes_receiving_messages_only() -> Result {
     assert_eq!(cleanup_stale(t.store(), 0).await?, 1);
     assert_eq!(ids(rows::messages(t.store()).await?), [ready.to_string()]);
     assert_eq!(rows::count_rows(t.store(), "recipients").await?, 1);
-    landing(t.state(), &link.pickup_id).await?;
+    landing(t.state(), &link.pickup_id.parse()?).await?;
     Ok(())
 }

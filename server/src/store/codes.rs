@@ -3,6 +3,7 @@
 
 use super::{Result, SqliteConnection};
 use crate::clock::UnixMillis;
+use crate::ids::RecipientId;
 
 /// A stored one-time code.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -17,7 +18,7 @@ pub struct CodeRow {
 pub async fn insert_code(
     conn: &mut SqliteConnection,
     id: &str,
-    recipient_id: &str,
+    recipient_id: RecipientId,
     code_hash: &[u8],
     now: UnixMillis,
     expires_at: UnixMillis,
@@ -36,7 +37,7 @@ pub async fn insert_code(
 /// How many codes were issued to the recipient since `since`.
 pub async fn codes_since(
     conn: &mut SqliteConnection,
-    recipient_id: &str,
+    recipient_id: RecipientId,
     since: UnixMillis,
 ) -> Result<u32> {
     let (n,): (i64,) = sqlx::query_as(
@@ -52,7 +53,7 @@ pub async fn codes_since(
 /// The newest code issued to the recipient.
 pub async fn latest_code(
     conn: &mut SqliteConnection,
-    recipient_id: &str,
+    recipient_id: RecipientId,
 ) -> Result<Option<CodeRow>> {
     Ok(sqlx::query_as(
         "SELECT id, code_hash, expires_at, attempts, used_at FROM access_codes \

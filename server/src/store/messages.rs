@@ -4,11 +4,12 @@
 
 use super::{Result, SqliteConnection, StoreError, to_i64};
 use crate::clock::UnixMillis;
+use crate::ids::MessageId;
 
 /// A new message row, inserted in state `receiving`.
 #[derive(Debug, Clone)]
 pub struct NewMessage<'a> {
-    pub id: &'a str,
+    pub id: MessageId,
     pub sender_user_id: Option<&'a str>,
     pub sender_address: &'a str,
     pub source: &'a str,
@@ -36,7 +37,7 @@ pub async fn insert_message(conn: &mut SqliteConnection, m: &NewMessage<'_>) -> 
 /// Record the message's size, part count and expiry (while still `receiving`).
 pub async fn set_totals(
     conn: &mut SqliteConnection,
-    message_id: &str,
+    message_id: MessageId,
     total_bytes: u64,
     part_count: u32,
     expires_at: UnixMillis,
@@ -54,7 +55,7 @@ pub async fn set_totals(
 /// Make a `receiving` message visible and stamp its recipients as notified.
 pub async fn mark_ready(
     conn: &mut SqliteConnection,
-    message_id: &str,
+    message_id: MessageId,
     now: UnixMillis,
 ) -> Result<()> {
     let done = sqlx::query("UPDATE messages SET state = 'ready', receiving_since = NULL WHERE id = ? AND state = 'receiving'")
@@ -76,7 +77,7 @@ pub async fn mark_ready(
 }
 
 /// Delete a message that never became ready, with everything under it.
-pub async fn delete_receiving(conn: &mut SqliteConnection, message_id: &str) -> Result<bool> {
+pub async fn delete_receiving(conn: &mut SqliteConnection, message_id: MessageId) -> Result<bool> {
     let done = sqlx::query("DELETE FROM messages WHERE id = ? AND state = 'receiving'")
         .bind(message_id)
         .execute(&mut *conn)
@@ -88,8 +89,8 @@ pub async fn delete_receiving(conn: &mut SqliteConnection, message_id: &str) -> 
 pub async fn stale_receiving(
     conn: &mut SqliteConnection,
     before: UnixMillis,
-) -> Result<Vec<String>> {
-    let rows: Vec<(String,)> = sqlx::query_as(
+) -> Result<Vec<MessageId>> {
+    let rows: Vec<(MessageId,)> = sqlx::query_as(
         "SELECT id FROM messages WHERE state = 'receiving' AND receiving_since < ? LIMIT 1000",
     )
     .bind(before)
@@ -101,7 +102,7 @@ pub async fn stale_receiving(
 /// The sender's view of one of their messages.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct SenderMessageRow {
-    pub id: String,
+    pub id: MessageId,
     pub created_at: i64,
     pub expires_at: i64,
     pub revoked_at: Option<i64>,
@@ -112,7 +113,7 @@ pub struct SenderMessageRow {
 pub async fn sender_message(
     conn: &mut SqliteConnection,
     user_id: &str,
-    message_id: &str,
+    message_id: MessageId,
 ) -> Result<Option<SenderMessageRow>> {
     Ok(sqlx::query_as(
         "SELECT id, created_at, expires_at, revoked_at, purged_at, total_bytes FROM messages \
@@ -127,7 +128,7 @@ pub async fn sender_message(
 /// Mark revoked (the purge then shreds it). Returns false if already revoked.
 pub async fn revoke(
     conn: &mut SqliteConnection,
-    message_id: &str,
+    message_id: MessageId,
     now: UnixMillis,
 ) -> Result<bool> {
     let done =

@@ -56,6 +56,13 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sql
 /// A write transaction started with `BEGIN IMMEDIATE` on the store's one writer connection.
 /// Derefs to `SqliteConnection`; commit with [`WriteTx::commit`]. Dropping it rolls back (in
 /// the background; the next writer waits for that).
+///
+/// Cancellation-safe: any future that holds the writer (`begin_write`, a statement in the
+/// transaction, `commit`) may be dropped at any `.await`, e.g. when an HTTP client hangs up.
+/// A statement already handed to SQLite's worker thread still runs after its future is gone,
+/// so the writer is marked [`WriterConn::open`] *before* `BEGIN` is sent and stays marked until
+/// a `COMMIT` or `ROLLBACK` is known to have finished; the next turn rolls back whatever a
+/// dropped turn may have left open.
 pub struct WriteTx {
     /// `None` only once committed or dropped.
     writer: Option<tokio::sync::OwnedMutexGuard<WriterConn>>,
@@ -66,14 +73,35 @@ pub struct WriteTx {
 #[derive(Debug)]
 struct WriterConn {
     conn: SqliteConnection,
-    /// A transaction was begun and not committed (its `WriteTx` was dropped without a runtime
-    /// to roll it back, or `COMMIT` failed): roll back before the next `BEGIN`.
+    /// A transaction may be open on `conn`: a `BEGIN` was sent and no `COMMIT` or `ROLLBACK`
+    /// is known to have finished since (the turn was dropped mid-statement, its `WriteTx` was
+    /// dropped without a runtime to roll it back, or `COMMIT` failed). The next turn rolls
+    /// back before its own `BEGIN`.
     open: bool,
+}
+
+impl WriterConn {
+    /// End whatever transaction a dropped or failed turn may have left open.
+    async fn settle(&mut self) -> Result<()> {
+        if !self.open {
+            return Ok(());
+        }
+        match sqlx::query("ROLLBACK").execute(&mut self.conn).await {
+            Ok(_) => {}
+            // The dropped turn's COMMIT or ROLLBACK did finish after all.
+            Err(sqlx::Error::Database(e)) if e.message().contains("no transaction is active") => {}
+            Err(e) => return Err(e.into()),
+        }
+        self.open = false;
+        Ok(())
+    }
 }
 
 impl WriteTx {
     /// Commit, give the writer turn to the next in line, and return once the transaction is on
-    /// disk (one WAL sync may cover several concurrent commits).
+    /// disk (one WAL sync may cover several concurrent commits). If this future is dropped
+    /// before `COMMIT` returns, the writer stays marked open and the next turn settles it: the
+    /// transaction is then either committed or rolled back, never left open.
     pub async fn commit(mut self) -> Result<()> {
         let Some(mut writer) = self.writer.take() else {
             return Err(sqlx::Error::WorkerCrashed.into());
@@ -103,9 +131,8 @@ impl Drop for WriteTx {
         // some later writer comes along. Without a runtime the next `begin_write` does it.
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             runtime.spawn(async move {
-                match sqlx::query("ROLLBACK").execute(&mut writer.conn).await {
-                    Ok(_) => writer.open = false,
-                    Err(e) => tracing::warn!(error = %e, "rolling back a write transaction failed"),
+                if let Err(e) = writer.settle().await {
+                    tracing::warn!(error = %e, "rolling back a write transaction failed");
                 }
             });
         }
@@ -273,14 +300,13 @@ impl Store {
             tokio::time::timeout(WRITE_TURN_TIMEOUT, Arc::clone(&self.writer).lock_owned())
                 .await
                 .map_err(|_| sqlx::Error::PoolTimedOut)?;
-        if writer.open {
-            sqlx::query("ROLLBACK").execute(&mut writer.conn).await?;
-            writer.open = false;
-        }
+        writer.settle().await?;
+        // Marked before it is sent: if this future is dropped while `BEGIN` is queued, SQLite
+        // still runs it, and the next turn must know to roll it back.
+        writer.open = true;
         sqlx::query("BEGIN IMMEDIATE")
             .execute(&mut writer.conn)
             .await?;
-        writer.open = true;
         Ok(WriteTx {
             writer: Some(writer),
             durability: Arc::clone(&self.durability),
@@ -311,14 +337,6 @@ impl Store {
 /// A new random-and-time-ordered id (UUIDv7).
 pub fn new_id() -> Uuid {
     Uuid::now_v7()
-}
-
-/// Parse an id read back from a TEXT column.
-pub(crate) fn parse_id(table: &'static str, text: &str) -> Result<Uuid> {
-    Uuid::parse_str(text).map_err(|_| StoreError::Corrupt {
-        table,
-        reason: format!("invalid id {text:?}"),
-    })
 }
 
 #[cfg(test)]
@@ -410,6 +428,63 @@ mod tests {
             .fetch_one(&mut *conn)
             .await?;
         assert_eq!(n, 0);
+        Ok(())
+    }
+
+    /// Proof (cancellation): a write turn dropped at any `.await` — while `BEGIN` is queued,
+    /// mid-statement, or while `COMMIT` is queued — never leaves the writer inside a
+    /// transaction: the next turn begins, writes and commits normally.
+    #[tokio::test]
+    async fn a_write_turn_dropped_at_any_await_leaves_the_writer_usable() -> Result<()> {
+        use futures_util::FutureExt as _;
+
+        let (store, _dir) = testing::temp_store().await?;
+        let insert = |id: &'static str| {
+            sqlx::query("INSERT INTO sessions (id, data, expiry_date) VALUES (?, x'', 0)").bind(id)
+        };
+        let count = async |store: &Store| -> Result<i64> {
+            let mut conn = store.acquire().await?;
+            let (n,): (i64,) = sqlx::query_as("SELECT count(*) FROM sessions")
+                .fetch_one(&mut *conn)
+                .await?;
+            Ok(n)
+        };
+        let next_turn_works = async |store: &Store, id: &'static str| -> Result<()> {
+            let mut tx = store.begin_write().await?;
+            insert(id).execute(&mut *tx).await?;
+            tx.commit().await
+        };
+
+        // How often each kind of turn was really dropped mid-way (a poll can also finish it).
+        let mut dropped = [0_u32; 3];
+        for _ in 0..50 {
+            // Dropped after one poll: the lock is free, so `BEGIN` is handed to the worker.
+            dropped[0] += u32::from(store.begin_write().now_or_never().is_none());
+            next_turn_works(&store, "after-begin").await?;
+
+            // Dropped while a statement of the transaction runs.
+            let mut tx = store.begin_write().await?;
+            dropped[1] += u32::from(insert("mid").execute(&mut *tx).now_or_never().is_none());
+            drop(tx);
+            next_turn_works(&store, "after-statement").await?;
+
+            // Dropped while `COMMIT` is queued: committed or rolled back, never left open.
+            let mut tx = store.begin_write().await?;
+            insert("at-commit").execute(&mut *tx).await?;
+            dropped[2] += u32::from(tx.commit().now_or_never().is_none());
+            next_turn_works(&store, "after-commit").await?;
+
+            let mut tx = store.begin_write().await?;
+            sqlx::query("DELETE FROM sessions")
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            assert_eq!(count(&store).await?, 0);
+        }
+        assert!(
+            dropped.iter().all(|&n| n > 0),
+            "dropped mid-way: {dropped:?}"
+        );
         Ok(())
     }
 }

@@ -2,6 +2,7 @@
 //! sealed 64 KiB chunks in order. Only ciphertext ever reaches these tables.
 
 use super::{Result, SqliteConnection, to_i64};
+use crate::ids::MessageId;
 
 /// A part row: its STREAM header and plaintext length (0 until known).
 #[derive(Debug, Clone, Copy)]
@@ -25,7 +26,7 @@ const ROWS_PER_INSERT: usize = 256;
 /// Insert parts, several rows per statement.
 pub async fn insert_parts(
     conn: &mut SqliteConnection,
-    message_id: &str,
+    message_id: MessageId,
     parts: &[NewPart<'_>],
 ) -> Result<()> {
     for batch in parts.chunks(ROWS_PER_INSERT) {
@@ -50,7 +51,7 @@ pub async fn insert_parts(
 /// Insert chunks, several rows per statement.
 pub async fn insert_chunks(
     conn: &mut SqliteConnection,
-    message_id: &str,
+    message_id: MessageId,
     chunks: &[NewChunk<'_>],
 ) -> Result<()> {
     for batch in chunks.chunks(ROWS_PER_INSERT) {
@@ -71,7 +72,7 @@ pub async fn insert_chunks(
 /// Set a part's final plaintext length (known once it has streamed in).
 pub async fn set_part_len(
     conn: &mut SqliteConnection,
-    message_id: &str,
+    message_id: MessageId,
     part_no: u32,
     plain_len: u64,
 ) -> Result<()> {
@@ -87,7 +88,7 @@ pub async fn set_part_len(
 /// The part header and length, if the part exists.
 pub async fn part(
     conn: &mut SqliteConnection,
-    message_id: &str,
+    message_id: MessageId,
     part_no: u32,
 ) -> Result<Option<(Vec<u8>, u64)>> {
     let row: Option<(Vec<u8>, i64)> =
@@ -102,7 +103,7 @@ pub async fn part(
 /// One sealed chunk, or `None` past the last.
 pub async fn chunk(
     conn: &mut SqliteConnection,
-    message_id: &str,
+    message_id: MessageId,
     part_no: u32,
     seq: u32,
 ) -> Result<Option<Vec<u8>>> {

@@ -7,6 +7,7 @@
 
 use super::{Result, SqliteConnection};
 use crate::clock::UnixMillis;
+use crate::ids::MessageId;
 
 /// Why a message is due for shredding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,13 +21,13 @@ pub enum PurgeReason {
 /// A message due for shredding.
 #[derive(Debug, Clone)]
 pub struct Due {
-    pub message_id: String,
+    pub message_id: MessageId,
     pub reason: PurgeReason,
 }
 
 /// Unpurged messages that have expired at `now` or were revoked, oldest first.
 pub async fn due(conn: &mut SqliteConnection, now: UnixMillis, limit: i64) -> Result<Vec<Due>> {
-    let rows: Vec<(String, Option<i64>)> = sqlx::query_as(
+    let rows: Vec<(MessageId, Option<i64>)> = sqlx::query_as(
         "SELECT id, revoked_at FROM messages \
          WHERE purged_at IS NULL AND (expires_at <= ? OR revoked_at IS NOT NULL) \
          ORDER BY expires_at, id LIMIT ?",
@@ -50,7 +51,11 @@ pub async fn due(conn: &mut SqliteConnection, now: UnixMillis, limit: i64) -> Re
 
 /// Shred one message (see the module doc). Returns `false` if it was already purged or does
 /// not exist, so concurrent purgers do not double-audit.
-pub async fn shred(conn: &mut SqliteConnection, message_id: &str, now: UnixMillis) -> Result<bool> {
+pub async fn shred(
+    conn: &mut SqliteConnection,
+    message_id: MessageId,
+    now: UnixMillis,
+) -> Result<bool> {
     let done = sqlx::query("UPDATE messages SET purged_at = ? WHERE id = ? AND purged_at IS NULL")
         .bind(now)
         .bind(message_id)

@@ -3,14 +3,15 @@
 
 use super::{Result, SqliteConnection};
 use crate::clock::UnixMillis;
+use crate::ids::{MessageId, PickupId, RecipientId};
 
 /// A recipient row as inserted when the message is committed.
 #[derive(Debug, Clone)]
 pub struct NewRecipient<'a> {
-    pub id: &'a str,
-    pub message_id: &'a str,
+    pub id: RecipientId,
+    pub message_id: MessageId,
     pub address: &'a str,
-    pub pickup_id: &'a str,
+    pub pickup_id: &'a PickupId,
     pub wrapped_dek: &'a [u8],
     pub passphrase_salt: Option<&'a [u8]>,
 }
@@ -34,8 +35,8 @@ pub async fn insert_recipient(conn: &mut SqliteConnection, r: &NewRecipient<'_>)
 /// Everything a pickup request needs about one recipient and its message.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct PickupRow {
-    pub recipient_id: String,
-    pub message_id: String,
+    pub recipient_id: RecipientId,
+    pub message_id: MessageId,
     pub address: String,
     pub wrapped_dek: Option<Vec<u8>>,
     pub passphrase_salt: Option<Vec<u8>>,
@@ -51,7 +52,10 @@ pub struct PickupRow {
 }
 
 /// The recipient with this pickup id, if its message is ready.
-pub async fn pickup(conn: &mut SqliteConnection, pickup_id: &str) -> Result<Option<PickupRow>> {
+pub async fn pickup(
+    conn: &mut SqliteConnection,
+    pickup_id: &PickupId,
+) -> Result<Option<PickupRow>> {
     Ok(sqlx::query_as(
         "SELECT r.id AS recipient_id, r.message_id, r.address, r.wrapped_dek, r.passphrase_salt, \
          r.failed_attempts, r.locked_at, r.open_count, m.sender_address, m.created_at, m.expires_at, \
@@ -68,7 +72,7 @@ pub async fn pickup(conn: &mut SqliteConnection, pickup_id: &str) -> Result<Opti
 /// Returns the new count and whether this call locked it.
 pub async fn record_failure(
     conn: &mut SqliteConnection,
-    recipient_id: &str,
+    recipient_id: RecipientId,
     threshold: u32,
     now: UnixMillis,
 ) -> Result<(u32, bool)> {
@@ -88,7 +92,7 @@ pub async fn record_failure(
 
 pub async fn record_open(
     conn: &mut SqliteConnection,
-    recipient_id: &str,
+    recipient_id: RecipientId,
     now: UnixMillis,
 ) -> Result<()> {
     sqlx::query(
@@ -115,7 +119,7 @@ pub struct SenderRecipientRow {
 
 pub async fn recipients_of(
     conn: &mut SqliteConnection,
-    message_id: &str,
+    message_id: MessageId,
 ) -> Result<Vec<SenderRecipientRow>> {
     Ok(sqlx::query_as(
         "SELECT address, notified_at, first_opened_at, last_opened_at, open_count, locked_at \

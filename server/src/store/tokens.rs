@@ -1,34 +1,36 @@
 //! API bearer tokens. Only the SHA-256 of a token is stored (`sealpost_crypto::token::digest`);
 //! the token itself is shown once at creation and never kept.
 
-use sqlx::Row;
-use sqlx::sqlite::SqliteRow;
 use uuid::Uuid;
 
-use super::users::{self, User};
-use super::{Result, SqliteConnection, new_id, parse_id};
+use super::users::User;
+use super::{Result, SqliteConnection, new_id};
 use crate::clock::{UnixMillis, now_ms};
 
 /// A token row (without its hash).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct ApiToken {
+    #[sqlx(try_from = "String")]
     pub id: Uuid,
+    #[sqlx(try_from = "String")]
     pub user_id: Uuid,
     pub created_at: UnixMillis,
     pub last_used_at: Option<UnixMillis>,
     pub revoked_at: Option<UnixMillis>,
 }
 
-fn from_row(row: &SqliteRow) -> Result<ApiToken> {
-    let id: String = row.try_get("id")?;
-    let user_id: String = row.try_get("user_id")?;
-    Ok(ApiToken {
-        id: parse_id("api_tokens", &id)?,
-        user_id: parse_id("api_tokens", &user_id)?,
-        created_at: row.try_get("created_at")?,
-        last_used_at: row.try_get("last_used_at")?,
-        revoked_at: row.try_get("revoked_at")?,
-    })
+/// A token and its user in one row: the token's columns renamed where the user has one of
+/// the same name.
+#[derive(sqlx::FromRow)]
+struct ActiveToken {
+    #[sqlx(rename = "token_id", try_from = "String")]
+    id: Uuid,
+    #[sqlx(rename = "token_created_at")]
+    created_at: UnixMillis,
+    last_used_at: Option<UnixMillis>,
+    revoked_at: Option<UnixMillis>,
+    #[sqlx(flatten)]
+    user: User,
 }
 
 /// Store a new token for `user_id` under its digest.
@@ -60,8 +62,8 @@ pub async fn find_active(
     conn: &mut SqliteConnection,
     token_hash: &[u8; 32],
 ) -> Result<Option<(ApiToken, User)>> {
-    let row = sqlx::query(
-        "SELECT t.id AS token_id, t.user_id, t.created_at AS token_created_at, t.last_used_at, \
+    let row: Option<ActiveToken> = sqlx::query_as(
+        "SELECT t.id AS token_id, t.created_at AS token_created_at, t.last_used_at, \
                 t.revoked_at, u.id, u.email, u.role, u.password_hash, u.disabled, u.created_at \
          FROM api_tokens t JOIN users u ON u.id = t.user_id \
          WHERE t.token_hash = ? AND t.revoked_at IS NULL AND u.disabled = 0",
@@ -69,17 +71,16 @@ pub async fn find_active(
     .bind(token_hash.as_slice())
     .fetch_optional(&mut *conn)
     .await?;
-    let Some(row) = row else { return Ok(None) };
-    let token_id: String = row.try_get("token_id")?;
-    let user_id: String = row.try_get("user_id")?;
-    let token = ApiToken {
-        id: parse_id("api_tokens", &token_id)?,
-        user_id: parse_id("api_tokens", &user_id)?,
-        created_at: row.try_get("token_created_at")?,
-        last_used_at: row.try_get("last_used_at")?,
-        revoked_at: row.try_get("revoked_at")?,
-    };
-    Ok(Some((token, users::from_row(&row)?)))
+    Ok(row.map(|row| {
+        let token = ApiToken {
+            id: row.id,
+            user_id: row.user.id,
+            created_at: row.created_at,
+            last_used_at: row.last_used_at,
+            revoked_at: row.revoked_at,
+        };
+        (token, row.user)
+    }))
 }
 
 /// Record that a token was used now.
@@ -105,21 +106,20 @@ pub async fn revoke(conn: &mut SqliteConnection, id: Uuid) -> Result<bool> {
 
 /// A user's tokens, newest first.
 pub async fn list_for_user(conn: &mut SqliteConnection, user_id: Uuid) -> Result<Vec<ApiToken>> {
-    let rows = sqlx::query(
+    Ok(sqlx::query_as(
         "SELECT id, user_id, created_at, last_used_at, revoked_at FROM api_tokens \
          WHERE user_id = ? ORDER BY created_at DESC, id DESC",
     )
     .bind(user_id.to_string())
     .fetch_all(&mut *conn)
-    .await?;
-    rows.iter().map(from_row).collect()
+    .await?)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::store::testing::temp_store;
-    use crate::store::users::Role;
+    use crate::store::users::{self, Role};
 
     #[tokio::test]
     async fn lifecycle() -> Result<()> {

@@ -6,11 +6,9 @@
 
 use std::fmt;
 
-use sqlx::Row;
-use sqlx::sqlite::SqliteRow;
 use uuid::Uuid;
 
-use super::{Result, SqliteConnection, StoreError, new_id, parse_id};
+use super::{Result, SqliteConnection, new_id};
 use crate::clock::{UnixMillis, now_ms};
 
 /// What a staff account may do.
@@ -59,11 +57,22 @@ impl UnknownRole {
     }
 }
 
+/// How a stored `role` column is read ([`User`]'s `FromRow`).
+impl TryFrom<String> for Role {
+    type Error = UnknownRole;
+
+    fn try_from(s: String) -> std::result::Result<Self, Self::Error> {
+        s.parse()
+    }
+}
+
 /// A staff account row.
-#[derive(Clone)]
+#[derive(Clone, sqlx::FromRow)]
 pub struct User {
+    #[sqlx(try_from = "String")]
     pub id: Uuid,
     pub email: String,
+    #[sqlx(try_from = "String")]
     pub role: Role,
     /// Argon2id PHC string.
     pub password_hash: String,
@@ -82,22 +91,6 @@ impl fmt::Debug for User {
             .field("created_at", &self.created_at)
             .finish()
     }
-}
-
-pub(crate) fn from_row(row: &SqliteRow) -> Result<User> {
-    let id: String = row.try_get("id")?;
-    let role: String = row.try_get("role")?;
-    Ok(User {
-        id: parse_id("users", &id)?,
-        email: row.try_get("email")?,
-        role: role.parse().map_err(|e: UnknownRole| StoreError::Corrupt {
-            table: "users",
-            reason: e.to_string(),
-        })?,
-        password_hash: row.try_get("password_hash")?,
-        disabled: row.try_get("disabled")?,
-        created_at: row.try_get("created_at")?,
-    })
 }
 
 /// Insert a new user. Fails with a unique violation
@@ -132,32 +125,32 @@ pub async fn insert(
 
 /// Find a user by email (case-insensitive).
 pub async fn find_by_email(conn: &mut SqliteConnection, email: &str) -> Result<Option<User>> {
-    let row = sqlx::query(
+    Ok(sqlx::query_as(
         "SELECT id, email, role, password_hash, disabled, created_at FROM users WHERE email = ?",
     )
     .bind(email)
     .fetch_optional(&mut *conn)
-    .await?;
-    row.as_ref().map(from_row).transpose()
+    .await?)
 }
 
 /// Find a user by id.
 pub async fn find_by_id(conn: &mut SqliteConnection, id: Uuid) -> Result<Option<User>> {
-    let row = sqlx::query(
+    Ok(sqlx::query_as(
         "SELECT id, email, role, password_hash, disabled, created_at FROM users WHERE id = ?",
     )
     .bind(id.to_string())
     .fetch_optional(&mut *conn)
-    .await?;
-    row.as_ref().map(from_row).transpose()
+    .await?)
 }
 
 /// All users, oldest first.
 pub async fn list(conn: &mut SqliteConnection) -> Result<Vec<User>> {
-    let rows = sqlx::query("SELECT id, email, role, password_hash, disabled, created_at FROM users ORDER BY created_at, id")
+    Ok(sqlx::query_as(
+        "SELECT id, email, role, password_hash, disabled, created_at FROM users \
+         ORDER BY created_at, id",
+    )
     .fetch_all(&mut *conn)
-    .await?;
-    rows.iter().map(from_row).collect()
+    .await?)
 }
 
 /// Number of users (first-run detection).

@@ -35,7 +35,8 @@ pub use error::AppError;
 
 /// The complete HTTP application.
 ///
-/// Layers, outermost first: tracing; security headers (CSP, nosniff, same-origin referrer, no-store
+/// Layers, outermost first: tracing; each request in a task of its own
+/// ([`run_to_completion`]); security headers (CSP, nosniff, same-origin referrer, no-store
 /// unless the handler set a cache policy); error rendering (JSON under `/api/`, HTML pages
 /// elsewhere); the cross-site check for form posts; sessions.
 pub fn router(state: AppState) -> Router {
@@ -57,8 +58,29 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             security::headers,
         ))
+        .layer(axum::middleware::from_fn(run_to_completion))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
+}
+
+/// Run every request to its end in a task of its own, even when the client hangs up.
+///
+/// A connection drops its request's future when the client disconnects, at whatever `.await`
+/// it had reached. A domain operation of several steps cut between two of them (a code
+/// stored but not mailed or audited, a message notified but never marked ready, a verified
+/// session not saved) would leave a change without its audit event or a half-finished state;
+/// run in its own task, it finishes and only the response is lost. Reading the body of a gone
+/// client still fails, as it should, and ends the request the normal way.
+async fn run_to_completion(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    match tokio::spawn(next.run(request)).await {
+        Ok(response) => response,
+        Err(e) => {
+            axum::response::IntoResponse::into_response(AppError::internal("request task", e))
+        }
+    }
 }
 
 async fn not_found() -> AppError {

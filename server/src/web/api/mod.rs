@@ -7,6 +7,7 @@
 pub mod auth;
 pub(crate) mod submit;
 
+use crate::ids::MessageId;
 use axum::Router;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{DefaultBodyLimit, FromRequest, Path, Request, State};
@@ -14,7 +15,6 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::de::DeserializeOwned;
-use uuid::Uuid;
 
 pub use self::auth::ApiUser;
 pub use self::submit::{AttachmentUpload, RecipientResult, SubmitRequest, SubmitResponse};
@@ -85,8 +85,9 @@ fn json_rejection(rejection: &JsonRejection) -> AppError {
 }
 
 /// A message id in a path; anything that is not a UUID names no message.
-fn message_id(text: &str) -> Result<Uuid, AppError> {
-    Uuid::parse_str(text).map_err(|_| AppError::Pickup(PickupError::NotFound))
+fn message_id(text: &str) -> Result<MessageId, AppError> {
+    text.parse()
+        .map_err(|_| AppError::Pickup(PickupError::NotFound))
 }
 
 /// Delivery state of one of the caller's messages.

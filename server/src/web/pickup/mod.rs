@@ -13,6 +13,7 @@
 
 mod views;
 
+use crate::ids::{PickupId, RecipientId};
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Path, State};
@@ -23,7 +24,6 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use sealpost_crypto::{LinkSecret, Passphrase};
 use serde::Deserialize;
 use tower_sessions::Session;
-use uuid::Uuid;
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
 use self::views::{
@@ -46,22 +46,13 @@ pub fn router() -> Router<AppState> {
 }
 
 /// The session key under which the recipient verified for pickup `id` is kept.
-fn verified_key(id: &str) -> String {
+fn verified_key(id: &PickupId) -> String {
     format!("verified:{id}")
 }
 
-/// Pickup ids are short base64url strings; anything else cannot exist.
-fn check_id(id: &str) -> Result<(), AppError> {
-    let ok = !id.is_empty()
-        && id.len() <= 64
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-    if ok {
-        Ok(())
-    } else {
-        Err(PickupError::NotFound.into())
-    }
+/// The pickup id in the URL; text that cannot be one names a message that does not exist.
+fn pickup_id(text: &str) -> Result<PickupId, AppError> {
+    text.parse().map_err(|_| PickupError::NotFound.into())
 }
 
 fn session_error(e: tower_sessions::session::Error) -> AppError {
@@ -69,16 +60,19 @@ fn session_error(e: tower_sessions::session::Error) -> AppError {
 }
 
 /// The recipient this browser session has verified for pickup `id`, if any.
-async fn verified_recipient(session: &Session, id: &str) -> Result<Option<Uuid>, AppError> {
+async fn verified_recipient(
+    session: &Session,
+    id: &PickupId,
+) -> Result<Option<RecipientId>, AppError> {
     session
-        .get::<Uuid>(&verified_key(id))
+        .get::<RecipientId>(&verified_key(id))
         .await
         .map_err(session_error)
 }
 
 /// A reload or bookmark of a form target goes back to the start instead of a 405.
 async fn back_to_start(Path(id): Path<String>) -> Result<Redirect, AppError> {
-    check_id(&id)?;
+    let id = pickup_id(&id)?;
     Ok(Redirect::to(&format!("/p/{id}")))
 }
 
@@ -89,14 +83,14 @@ async fn landing(
     Path(id): Path<String>,
     session: Session,
 ) -> Result<Response, AppError> {
-    check_id(&id)?;
+    let id = pickup_id(&id)?;
     let info = messages::landing(&app, &id).await?;
     let verified = verified_recipient(&session, &id).await?.is_some();
     Ok(render(
         StatusCode::OK,
         &LandingPage {
-            layout: Layout::pickup(&id),
-            pickup_id: &id,
+            layout: Layout::pickup(id.as_str()),
+            pickup_id: id.as_str(),
             sender: &info.sender_address,
             masked_recipient: &info.masked_recipient,
             expires: format_time(info.expires_at),
@@ -113,14 +107,14 @@ async fn request_code(
     Path(id): Path<String>,
     ctx: RequestCtx,
 ) -> Result<Response, AppError> {
-    check_id(&id)?;
+    let id = pickup_id(&id)?;
     let info = messages::landing(&app, &id).await?;
     let sent = messages::request_code(&app, &id, &ctx).await?;
     Ok(render(
         StatusCode::OK,
         &CodePage {
-            layout: Layout::pickup(&id),
-            pickup_id: &id,
+            layout: Layout::pickup(id.as_str()),
+            pickup_id: id.as_str(),
             masked_recipient: &info.masked_recipient,
             valid_minutes: Some(sent.valid_minutes),
             notice: None,
@@ -143,14 +137,14 @@ async fn verify(
     ctx: RequestCtx,
     PageForm(form): PageForm<CodeForm>,
 ) -> Result<Response, AppError> {
-    check_id(&id)?;
+    let id = pickup_id(&id)?;
     let info = messages::landing(&app, &id).await?;
     let code_page = |status, notice| {
         render(
             status,
             &CodePage {
-                layout: Layout::pickup(&id),
-                pickup_id: &id,
+                layout: Layout::pickup(id.as_str()),
+                pickup_id: id.as_str(),
                 masked_recipient: &info.masked_recipient,
                 valid_minutes: None,
                 notice,
@@ -174,8 +168,8 @@ async fn verify(
             Ok(render(
                 StatusCode::OK,
                 &OpenPage {
-                    layout: Layout::pickup(&id),
-                    pickup_id: &id,
+                    layout: Layout::pickup(id.as_str()),
+                    pickup_id: id.as_str(),
                     passphrase_required: info.passphrase_required,
                     notice: Some(Notice {
                         kind: "ok",
@@ -227,7 +221,7 @@ impl SecretForm {
 }
 
 /// The audit context, naming the recipient once the session has verified them.
-fn with_actor(mut ctx: RequestCtx, verified: Option<Uuid>) -> RequestCtx {
+fn with_actor(mut ctx: RequestCtx, verified: Option<RecipientId>) -> RequestCtx {
     if let Some(recipient) = verified {
         ctx.actor = actor::recipient(recipient);
     }
@@ -242,7 +236,7 @@ async fn open(
     ctx: RequestCtx,
     PageForm(form): PageForm<SecretForm>,
 ) -> Result<Response, AppError> {
-    check_id(&id)?;
+    let id = pickup_id(&id)?;
     let verified = verified_recipient(&session, &id).await?;
     let ctx = with_actor(ctx, verified);
     let Some(secret) = form.secret() else {
@@ -278,8 +272,8 @@ async fn open(
             return Ok(render(
                 StatusCode::UNAUTHORIZED,
                 &LandingPage {
-                    layout: Layout::pickup(&id),
-                    pickup_id: &id,
+                    layout: Layout::pickup(id.as_str()),
+                    pickup_id: id.as_str(),
                     sender: &info.sender_address,
                     masked_recipient: &info.masked_recipient,
                     expires: format_time(info.expires_at),
@@ -300,8 +294,8 @@ async fn open(
         _ => opened.sender_address.clone(),
     };
     let page = MessagePage {
-        layout: Layout::pickup(&id),
-        pickup_id: &id,
+        layout: Layout::pickup(id.as_str()),
+        pickup_id: id.as_str(),
         subject: &opened.subject,
         sender,
         sent: format_time(opened.sent_at),
@@ -326,7 +320,7 @@ async fn open(
 /// The open form again, with `text` above it.
 async fn open_form_again(
     app: &AppState,
-    id: &str,
+    id: &PickupId,
     status: StatusCode,
     text: &str,
 ) -> Result<Response, AppError> {
@@ -334,8 +328,8 @@ async fn open_form_again(
     Ok(render(
         status,
         &OpenPage {
-            layout: Layout::pickup(id),
-            pickup_id: id,
+            layout: Layout::pickup(id.as_str()),
+            pickup_id: id.as_str(),
             passphrase_required: info.passphrase_required,
             notice: Notice::error(text),
         },
@@ -350,7 +344,7 @@ async fn download(
     ctx: RequestCtx,
     PageForm(form): PageForm<SecretForm>,
 ) -> Result<Response, AppError> {
-    check_id(&id)?;
+    let id = pickup_id(&id)?;
     let part_no: u32 = part_no.parse().map_err(|_| PickupError::NotFound)?;
     let verified = verified_recipient(&session, &id).await?;
     let ctx = with_actor(ctx, verified);
