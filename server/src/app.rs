@@ -25,6 +25,7 @@ use crate::files;
 use crate::notify::Mailer;
 use crate::store::Store;
 use crate::store::users::{self, Role};
+use crate::throttle::Throttle;
 use crate::web;
 
 /// What every handler gets: cheap to clone.
@@ -38,6 +39,8 @@ pub struct AppState {
     /// Bounds concurrent Argon2id derivations (19 MiB each), so passphrase guessing cannot
     /// exhaust memory or CPU.
     pub kdf_limit: Arc<tokio::sync::Semaphore>,
+    /// Per-client rate limits and the counting of repeated refusals.
+    pub throttle: Arc<Throttle>,
 }
 
 /// Concurrent Argon2id derivations allowed: about one per core, at most 8.
@@ -83,6 +86,7 @@ impl App {
         Ok(Self {
             state: AppState {
                 store,
+                throttle: Arc::new(Throttle::new(&config)),
                 config: Arc::new(config),
                 server_key: Arc::new(server_key),
                 mailer,

@@ -35,5 +35,6 @@ pub mod store;
 pub mod telemetry;
 #[cfg(test)]
 pub(crate) mod testing;
+pub mod throttle;
 pub mod tls;
 pub mod web;

@@ -60,6 +60,10 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         app.store().clone(),
         Duration::from_secs(600),
     ));
+    let refusals = tokio::spawn(jobs::run_refusal_flush(
+        app.store().clone(),
+        app.state().throttle.clone(),
+    ));
     // One signal stops every listener; a listener that fails stops the others too.
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let until_stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
@@ -101,6 +105,10 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     );
     signal.abort();
     jobs.abort();
+    refusals.abort();
+    if let Err(e) = jobs::flush_refusals(app.store(), &app.state().throttle, true).await {
+        tracing::error!(error = %e, "could not audit counted refusals at shutdown");
+    }
     app.store().close().await;
     http.and(smtp_result).and(smtps_result)
 }

@@ -91,6 +91,10 @@ pub enum Action {
     /// The SMTP listener refused a client by policy (no TLS, no authentication, sender
     /// domain, connection limits, too many errors).
     SmtpRefused,
+    /// A client over one of its rate budgets was refused (`crate::throttle`).
+    Throttled,
+    /// Repeated refusals of one kind from one client, counted over a window.
+    RefusalsCounted,
 }
 
 impl Action {
@@ -149,6 +153,30 @@ pub struct Event {
 
 /// Longest user agent kept (it is attacker-controlled).
 const MAX_USER_AGENT: usize = 512;
+/// Longest string kept anywhere in an event's detail, and in its actor, ids and IP: all may
+/// carry text a client chose (a path, an address tried, a relay name).
+const MAX_FIELD: usize = 512;
+
+fn cut(text: String) -> String {
+    if text.chars().count() <= MAX_FIELD {
+        text
+    } else {
+        text.chars().take(MAX_FIELD).collect()
+    }
+}
+
+/// `value` with every string in it cut to [`MAX_FIELD`] characters.
+fn bounded(value: serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match value {
+        Value::String(s) => Value::String(cut(s)),
+        Value::Array(items) => Value::Array(items.into_iter().map(bounded).collect()),
+        Value::Object(map) => {
+            Value::Object(map.into_iter().map(|(k, v)| (cut(k), bounded(v))).collect())
+        }
+        other => other,
+    }
+}
 
 impl Event {
     /// An event with no ids, no client and an empty detail object.
@@ -210,16 +238,18 @@ pub async fn record_all(conn: &mut SqliteConnection, events: Vec<Event>) -> Resu
         seq += 1;
         // The hash covers the stored text, so verification never depends on how JSON is
         // re-serialized.
-        let detail = event.detail.to_string();
+        let detail = bounded(event.detail).to_string();
         let mut row = AuditRow {
             seq,
             ts,
-            actor: event.actor,
+            actor: cut(event.actor),
             action: event.action.as_str().to_owned(),
-            message_id: event.message_id,
-            recipient_id: event.recipient_id,
-            ip: event.ip,
-            user_agent: event.user_agent,
+            message_id: event.message_id.map(cut),
+            recipient_id: event.recipient_id.map(cut),
+            ip: event.ip.map(cut),
+            user_agent: event
+                .user_agent
+                .map(|ua| ua.chars().take(MAX_USER_AGENT).collect()),
             detail,
             prev_hash,
             hash: Vec::new(),

@@ -32,6 +32,7 @@ mod sources;
 mod storage;
 #[cfg(test)]
 mod tests;
+mod throttle;
 mod values;
 
 use std::net::{IpAddr, SocketAddr};
@@ -133,6 +134,29 @@ pub struct Config {
     /// Failed codes, secrets or passphrases after which a recipient is locked.
     #[serde_inline_default(10)]
     pub lockout_threshold: u32,
+    /// Form posts to pickup pages (code, verify, open, download) one client IP may make per
+    /// minute; beyond it the client gets `429 Too Many Requests` until its budget refills.
+    #[serde_inline_default(30)]
+    pub pickup_posts_per_minute: u32,
+    /// API requests with an unknown, revoked or malformed bearer token one client IP may make
+    /// per minute; beyond it each such request gets `429 Too Many Requests`.
+    #[serde_inline_default(10)]
+    pub api_auth_failures_per_minute: u32,
+    /// SMTP connections one client IP may open per minute; beyond it `421 4.7.0`.
+    #[serde_inline_default(120)]
+    pub smtp_connections_per_minute: u32,
+    /// Failed SMTP AUTH attempts per minute, per client IP and per relay name; beyond either
+    /// the session gets `421 4.7.0` and is closed.
+    #[serde_inline_default(10)]
+    pub smtp_auth_failures_per_minute: u32,
+    /// Repeated refusals of one kind from one client (bad tokens, throttled requests, refused
+    /// SMTP connections…): how many per window are audited one by one; the rest are counted
+    /// and audited as one `refusals_counted` event when the window ends.
+    #[serde_inline_default(3)]
+    pub audit_refusals_per_window: u32,
+    /// The length of that window, in seconds.
+    #[serde_inline_default(60)]
+    pub audit_refusal_window_seconds: u32,
     /// Optional implicit-TLS SMTP listener (port 465 style), `IP:port`.
     #[serde(default, deserialize_with = "values::opt_socket_addr")]
     pub smtps_addr: Option<SocketAddr>,
@@ -226,6 +250,7 @@ impl Config {
         http::check(&mut config, &checks, &mut warnings)?;
         limits::check(&config, &checks)?;
         smtp::check(&config, &checks)?;
+        throttle::check(&config, &checks)?;
         Ok((config, warnings))
     }
 

@@ -1,10 +1,12 @@
-//! Background maintenance: expiry and crypto-shredding of finished messages, session cleanup.
+//! Background maintenance: expiry and crypto-shredding of finished messages, session cleanup,
+//! and the counted-refusal events of `crate::throttle`.
 //!
 //! Jobs are plain async functions so the CLI (`sealpost purge`) and the periodic task in
 //! `serve` run the same code. Each message is shredded in its own short `BEGIN IMMEDIATE`
 //! transaction together with its audit events, so the write lock is never held for long and a
 //! crash leaves every message either fully shredded and audited or untouched.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::json;
@@ -14,6 +16,7 @@ use crate::clock::now_ms;
 use crate::store::purge::{self, PurgeReason};
 use crate::store::sessions::SqliteSessionStore;
 use crate::store::{Result, Store};
+use crate::throttle::Throttle;
 
 /// What a purge run did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -71,6 +74,33 @@ pub async fn purge_expired(store: &Store) -> Result<PurgeReport> {
         }
         if !progressed {
             return Ok(report);
+        }
+    }
+}
+
+/// Write the `refusals_counted` events of the windows that have ended (of every window with
+/// `all`, at shutdown) in one transaction, and forget clients whose rate budgets are full.
+pub async fn flush_refusals(store: &Store, throttle: &Throttle, all: bool) -> Result<usize> {
+    throttle.forget_idle();
+    let events = throttle.refusals.take_due(all);
+    if events.is_empty() {
+        return Ok(0);
+    }
+    let n = events.len();
+    let mut tx = store.begin_write().await?;
+    audit::record_all(&mut tx, events).await?;
+    tx.commit().await?;
+    Ok(n)
+}
+
+/// [`flush_refusals`] every second until the task is dropped.
+pub async fn run_refusal_flush(store: Store, throttle: Arc<Throttle>) {
+    let mut ticker = tokio::time::interval(Duration::from_secs(1));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        if let Err(e) = flush_refusals(&store, &throttle, false).await {
+            tracing::error!(error = %e, "could not audit counted refusals");
         }
     }
 }

@@ -45,7 +45,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(healthz))
         .merge(api::router(&state.config))
         .merge(openapi::router())
-        .merge(pickup::router())
+        .merge(pickup::router(&state))
         .merge(assets::router())
         .fallback(not_found)
         .layer(sessions)

@@ -5,6 +5,12 @@
 //! `WWW-Authenticate: Bearer`. Each authenticated request writes exactly one `token_used`
 //! event (and touches `last_used_at`) in one write transaction; a presented but unknown token
 //! writes `token_rejected`. The token itself is never logged or audited.
+//!
+//! Strangers cannot write the audit log at will with bad tokens: the lookup only reads, each
+//! failure spends one unit of the client's `api_auth_failures_per_minute` budget (beyond it:
+//! `429` with `Retry-After`), and `token_rejected` events go through the refusal log, so one
+//! client adds at most `audit_refusals_per_window` of them per window plus one
+//! `refusals_counted` (see `crate::throttle`). The path in the event is cut to 256 characters.
 
 use axum::extract::FromRequestParts;
 use axum::http::header;
@@ -17,6 +23,7 @@ use crate::audit::{self, Action};
 use crate::messages::{RequestCtx, Sender};
 use crate::store::tokens;
 use crate::store::users::User;
+use crate::throttle::{Disposition, Gate, Refused};
 use crate::web::AppError;
 
 /// The authenticated caller of an API request, with the audit context naming them.
@@ -36,6 +43,37 @@ impl ApiUser {
             address: self.user.email.clone(),
             display_name: None,
         }
+    }
+}
+
+/// The longest request path kept in an audit event (the path is the client's).
+const MAX_AUDITED_PATH: usize = 256;
+
+/// A presented token was not accepted: spend the client's failure budget, audit within the
+/// refusal log's bounds, and say why.
+async fn rejected(state: &AppState, ctx: &RequestCtx, parts: &Parts) -> AppError {
+    let throttle = &state.throttle;
+    let over_budget = match ctx.ip {
+        Some(ip) => throttle.check(Gate::ApiAuthFailure, ip).err(),
+        None => None,
+    };
+    let kind = if over_budget.is_some() {
+        Refused::Throttled
+    } else {
+        Refused::TokenRejected
+    };
+    if throttle.refusals.note(kind, ctx.ip) == Disposition::Audit {
+        let path: String = parts.uri.path().chars().take(MAX_AUDITED_PATH).collect();
+        let event = ctx
+            .event(Action::TokenRejected)
+            .with_detail(json!({ "path": path, "throttled": over_budget.is_some() }));
+        if let Err(e) = audit::append(&state.store, event).await {
+            return e.into();
+        }
+    }
+    match over_budget {
+        Some(wait) => AppError::Throttled(wait),
+        None => AppError::Unauthorized,
     }
 }
 
@@ -59,15 +97,14 @@ impl FromRequestParts<AppState> for ApiUser {
             return Err(AppError::Unauthorized);
         };
         let digest = sealpost_crypto::token::digest(token);
-        let mut tx = state.store.begin_write().await?;
-        let Some((token, user)) = tokens::find_active(&mut tx, &digest).await? else {
-            let event = ctx
-                .event(Action::TokenRejected)
-                .with_detail(json!({ "path": parts.uri.path() }));
-            audit::record(&mut tx, event).await?;
-            tx.commit().await?;
-            return Err(AppError::Unauthorized);
+        let found = {
+            let mut conn = state.store.acquire().await?;
+            tokens::find_active(&mut conn, &digest).await?
         };
+        let Some((token, user)) = found else {
+            return Err(rejected(state, &ctx, parts).await);
+        };
+        let mut tx = state.store.begin_write().await?;
         ctx.actor = format!("token:{}", user.email);
         tokens::touch(&mut tx, token.id).await?;
         let event = ctx.event(Action::TokenUsed).with_detail(json!({

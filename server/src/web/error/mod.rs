@@ -32,6 +32,7 @@ pub use code::ErrorCode;
 
 use crate::messages::{PickupError, Refusal, SubmitError};
 use crate::store::StoreError;
+use crate::throttle::RetryAfter;
 
 /// Everything a handler can fail with.
 #[derive(Debug, thiserror::Error)]
@@ -64,6 +65,9 @@ pub enum AppError {
     /// Signed in but not allowed. 403.
     #[error("not allowed")]
     Forbidden,
+    /// The client used up one of its rate budgets (`crate::throttle`). 429 with `Retry-After`.
+    #[error("too many requests from your network; try again in {} seconds", .0.seconds())]
+    Throttled(RetryAfter),
     /// No such resource (also used to hide resources the caller may not see). 404.
     #[error("not found")]
     NotFound,
@@ -111,6 +115,7 @@ impl AppError {
             Self::Submit(e) => submit_code(e),
             Self::Pickup(e) => pickup_code(e),
             Self::Unauthorized => ErrorCode::Unauthorized,
+            Self::Throttled(_) => ErrorCode::TooManyRequests,
             Self::Forbidden => ErrorCode::Forbidden,
             Self::NotFound => ErrorCode::NotFound,
             Self::Store(e) if e.is_constraint_violation() => {
@@ -203,6 +208,10 @@ impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         let (code, message) = self.parts();
         let status = code.status();
+        let retry_after = match &self {
+            Self::Throttled(wait) => Some(wait.seconds()),
+            _ => None,
+        };
         if status.is_server_error() {
             tracing::error!(status = status.as_u16(), code = code.as_str(), error = %cause_chain(&self), "request failed");
         } else {
@@ -212,6 +221,11 @@ impl IntoResponse for AppError {
         response
             .headers_mut()
             .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        if let Some(seconds) = retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
         response
             .extensions_mut()
             .insert(ErrorBody { code, message });

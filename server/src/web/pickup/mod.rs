@@ -23,6 +23,7 @@ use axum::routing::{get, post};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use sealpost_crypto::{LinkSecret, Passphrase};
 use serde::Deserialize;
+use serde_json::json;
 use tower_sessions::Session;
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
@@ -32,17 +33,52 @@ use self::views::{
 };
 use super::page::{Layout, PageForm, render};
 use super::{AppError, AppState};
-use crate::audit::actor;
+use crate::audit::{self, Action, actor};
 use crate::messages::{self, PickupError, RequestCtx};
+use crate::throttle::{Disposition, Gate, Refused};
 
-/// The pickup routes.
-pub fn router() -> Router<AppState> {
+/// The pickup routes. Every form post first spends one unit of the client's
+/// `pickup_posts_per_minute` budget ([`throttled`]); the landing page (a GET) does not.
+pub fn router(state: &AppState) -> Router<AppState> {
+    let posts = Router::new()
+        .route("/p/{id}/code", post(request_code))
+        .route("/p/{id}/verify", post(verify))
+        .route("/p/{id}/open", post(open))
+        .route("/p/{id}/attachments/{part_no}", post(download))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            throttled,
+        ));
     Router::new()
         .route("/p/{id}", get(landing))
-        .route("/p/{id}/code", get(back_to_start).post(request_code))
-        .route("/p/{id}/verify", get(back_to_start).post(verify))
-        .route("/p/{id}/open", get(back_to_start).post(open))
-        .route("/p/{id}/attachments/{part_no}", post(download))
+        .route("/p/{id}/code", get(back_to_start))
+        .route("/p/{id}/verify", get(back_to_start))
+        .route("/p/{id}/open", get(back_to_start))
+        .merge(posts)
+}
+
+/// Refuse a client over its pickup budget with `429` before any work; the first few such
+/// refusals of each window are audited as `throttled`, the rest counted (`crate::throttle`).
+async fn throttled(
+    State(app): State<AppState>,
+    ctx: RequestCtx,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Result<Response, AppError> {
+    let Some(ip) = ctx.ip else {
+        return Ok(next.run(request).await);
+    };
+    let Err(wait) = app.throttle.check(Gate::PickupPost, ip) else {
+        return Ok(next.run(request).await);
+    };
+    if app.throttle.refusals.note(Refused::Throttled, ctx.ip) == Disposition::Audit {
+        let path: String = request.uri().path().chars().take(256).collect();
+        let event = ctx
+            .event(Action::Throttled)
+            .with_detail(json!({ "gate": "pickup_post", "path": path }));
+        audit::append(&app.store, event).await?;
+    }
+    Err(AppError::Throttled(wait))
 }
 
 /// The session key under which the recipient verified for pickup `id` is kept.
