@@ -36,9 +36,12 @@ pub struct AppState {
     pub server_key: Arc<ServerKey>,
     /// Outbound mail: notifications, codes.
     pub mailer: Mailer,
-    /// Bounds concurrent Argon2id derivations (19 MiB each), so passphrase guessing cannot
-    /// exhaust memory or CPU.
+    /// Bounds concurrent Argon2id derivations of recipients' passphrases (19 MiB each), so
+    /// passphrase guessing cannot exhaust memory or CPU.
     pub kdf_limit: Arc<tokio::sync::Semaphore>,
+    /// Bounds concurrent Argon2id checks of relay (and, later, staff) passwords. Separate from
+    /// [`AppState::kdf_limit`], so a flood of SMTP AUTH guesses cannot slow recipients down.
+    pub password_limit: Arc<tokio::sync::Semaphore>,
     /// Per-client rate limits and the counting of repeated refusals.
     pub throttle: Arc<Throttle>,
 }
@@ -91,6 +94,7 @@ impl App {
                 server_key: Arc::new(server_key),
                 mailer,
                 kdf_limit: Arc::new(tokio::sync::Semaphore::new(kdf_permits())),
+                password_limit: Arc::new(tokio::sync::Semaphore::new(kdf_permits())),
             },
         })
     }

@@ -6,7 +6,10 @@
 //! - [`Throttle`]: a GCRA rate limiter per client ([`governor`]) for each entry point: form
 //!   posts to pickup pages, failed API authentications, SMTP connections, failed SMTP AUTH (per
 //!   client and per relay name). A client over its budget is refused before any work is done
-//!   (`429`, or `421` on SMTP) until the budget refills at the configured rate.
+//!   (`429`, or `421` on SMTP) until the budget refills at the configured rate. Budgets that
+//!   count failures (API tokens, SMTP AUTH) are spent only when a failure happens; a client
+//!   that ran out is then refused *before* the next attempt costs anything (no token lookup,
+//!   no Argon2id), until the wait the limiter named has passed.
 //! - [`RefusalLog`]: repeated refusals of one kind from one client are audited one by one only
 //!   up to `audit_refusals_per_window` per window; the rest are counted, and when the window
 //!   ends one `refusals_counted` event records the kind, the client and the count. So a flood
@@ -22,7 +25,7 @@ use std::collections::HashMap;
 use std::net::{IpAddr, Ipv6Addr};
 use std::num::NonZeroU32;
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
@@ -60,7 +63,7 @@ impl ClientKey {
 }
 
 /// The entry points with a per-client budget.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Gate {
     /// Form posts to pickup pages: code, verify, open, download.
     PickupPost,
@@ -90,6 +93,8 @@ pub struct Throttle {
     smtp_connect: DefaultKeyedRateLimiter<ClientKey>,
     smtp_auth: DefaultKeyedRateLimiter<ClientKey>,
     smtp_auth_per_name: DefaultKeyedRateLimiter<String>,
+    /// Until when a failure budget that ran out refuses attempts up front.
+    spent: Mutex<HashMap<Spent, Instant>>,
     clock: DefaultClock,
     /// Repeated refusals, counted.
     pub refusals: RefusalLog,
@@ -99,6 +104,13 @@ impl std::fmt::Debug for Throttle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Throttle").finish_non_exhaustive()
     }
+}
+
+/// A failure budget that ran out.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Spent {
+    Client(Gate, ClientKey),
+    RelayName(String),
 }
 
 /// `n` per minute, all of it available at once.
@@ -116,6 +128,7 @@ impl Throttle {
             smtp_auth_per_name: RateLimiter::keyed(per_minute(
                 config.smtp_auth_failures_per_minute,
             )),
+            spent: Mutex::new(HashMap::new()),
             clock: DefaultClock::default(),
             refusals: RefusalLog::new(config),
         }
@@ -137,19 +150,81 @@ impl Throttle {
             .map_err(|not_until| RetryAfter(not_until.wait_time_from(self.clock.now())))
     }
 
-    /// A failed SMTP AUTH for relay `name` from `ip`: spends one unit of both budgets.
+    fn spent_map(&self) -> std::sync::MutexGuard<'_, HashMap<Spent, Instant>> {
+        self.spent
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// How long `key` must still wait, if its failure budget ran out.
+    fn still_spent(&self, key: &Spent) -> Option<RetryAfter> {
+        let mut spent = self.spent_map();
+        let until = *spent.get(key)?;
+        let now = Instant::now();
+        if until <= now {
+            spent.remove(key);
+            return None;
+        }
+        Some(RetryAfter(until - now))
+    }
+
+    fn remember_spent(&self, key: Spent, wait: RetryAfter) -> RetryAfter {
+        let mut spent = self.spent_map();
+        if spent.len() < MAX_TRACKED {
+            spent.insert(key, Instant::now() + wait.0);
+        }
+        wait
+    }
+
+    /// For a gate that counts failures: refused up front while `ip`'s budget is spent.
+    pub fn failures_allowed(&self, gate: Gate, ip: IpAddr) -> Result<(), RetryAfter> {
+        match self.still_spent(&Spent::Client(gate, ClientKey::of(ip))) {
+            Some(wait) => Err(wait),
+            None => Ok(()),
+        }
+    }
+
+    /// A failure at `gate` from `ip`: spends one unit; when none was left, refused (and the
+    /// client is refused up front by [`Throttle::failures_allowed`] until the wait is over).
+    pub fn failed(&self, gate: Gate, ip: IpAddr) -> Result<(), RetryAfter> {
+        self.check(gate, ip)
+            .map_err(|wait| self.remember_spent(Spent::Client(gate, ClientKey::of(ip)), wait))
+    }
+
+    fn relay_key(name: &str) -> Spent {
+        Spent::RelayName(name.chars().take(64).collect::<String>().to_lowercase())
+    }
+
+    /// Whether an SMTP AUTH for relay `name` from `ip` may be tried now: refused while the
+    /// client's or the name's failure budget is spent.
+    pub fn smtp_auth_allowed(&self, ip: IpAddr, name: &str) -> Result<(), RetryAfter> {
+        self.failures_allowed(Gate::SmtpAuthFailure, ip)?;
+        match self.still_spent(&Self::relay_key(name)) {
+            Some(wait) => Err(wait),
+            None => Ok(()),
+        }
+    }
+
+    /// A failed SMTP AUTH for relay `name` from `ip`: spends one unit of both budgets, so
+    /// guessing one relay's password from many addresses is limited too.
     pub fn smtp_auth_failed(&self, ip: IpAddr, name: &str) -> Result<(), RetryAfter> {
-        let by_ip = self.check(Gate::SmtpAuthFailure, ip);
-        let name: String = name.chars().take(64).collect();
+        let by_ip = self.failed(Gate::SmtpAuthFailure, ip);
+        let key = Self::relay_key(name);
+        let Spent::RelayName(name) = &key else {
+            return by_ip;
+        };
         let by_name = self
             .smtp_auth_per_name
-            .check_key(&name)
+            .check_key(name)
             .map_err(|not_until| RetryAfter(not_until.wait_time_from(self.clock.now())));
+        let by_name = by_name.map_err(|wait| self.remember_spent(key.clone(), wait));
         by_ip.and(by_name)
     }
 
     /// Forget clients whose budgets are full again (the periodic jobs call this).
     pub fn forget_idle(&self) {
+        let now = Instant::now();
+        self.spent_map().retain(|_, until| *until > now);
         self.pickup.retain_recent();
         self.api_auth.retain_recent();
         self.smtp_connect.retain_recent();
@@ -327,6 +402,33 @@ mod tests {
             "{refused:?}"
         );
         assert_eq!(throttle.check(Gate::PickupPost, two), Ok(()));
+    }
+
+    /// Proof: a failure budget of 2 refuses the third failure, and from then on the client is
+    /// refused before trying, while another client and another relay name are not.
+    #[test]
+    fn a_spent_failure_budget_refuses_up_front() {
+        let throttle = Throttle::new(&config(&[("smtp_auth_failures_per_minute", 2)]));
+        let one = IpAddr::from([127, 0, 0, 2]);
+        let two = IpAddr::from([127, 0, 0, 3]);
+        assert_eq!(throttle.smtp_auth_allowed(one, "relay-a"), Ok(()));
+        assert_eq!(throttle.smtp_auth_failed(one, "relay-a"), Ok(()));
+        assert_eq!(throttle.smtp_auth_failed(one, "relay-b"), Ok(()));
+        assert!(throttle.smtp_auth_failed(one, "relay-c").is_err());
+        assert!(
+            throttle.smtp_auth_allowed(one, "relay-d").is_err(),
+            "this client is out"
+        );
+        assert_eq!(throttle.smtp_auth_allowed(two, "relay-d"), Ok(()));
+        // The name's own budget: two more failures for relay-a from elsewhere spend it.
+        assert_eq!(throttle.smtp_auth_failed(two, "relay-a"), Ok(()));
+        assert!(throttle.smtp_auth_failed(two, "Relay-A").is_err());
+        let three = IpAddr::from([127, 0, 0, 4]);
+        assert!(
+            throttle.smtp_auth_allowed(three, "relay-a").is_err(),
+            "the name is out"
+        );
+        assert_eq!(throttle.smtp_auth_allowed(three, "relay-e"), Ok(()));
     }
 
     /// Proof: of 50 refusals from one client, 3 are audited and 47 counted into one event;

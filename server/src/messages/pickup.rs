@@ -24,6 +24,7 @@ use crate::notify::CodeMail;
 use crate::store::recipients::PickupRow;
 use crate::store::{Store, new_id};
 use crate::store::{codes, parts, recipients};
+use crate::throttle::{Disposition, Refused};
 
 /// How long a one-time code is valid.
 pub const CODE_VALID_MINUTES: u32 = 10;
@@ -119,10 +120,13 @@ pub async fn request_code(
     {
         let mut tx = app.store.begin_write().await?;
         if codes::codes_since(&mut tx, row.recipient_id, now - 3_600_000).await? >= CODES_PER_HOUR {
-            let event = event_for(ctx, &row, Action::CodeFailed)
-                .with_detail(json!({ "reason": "rate_limited" }));
-            audit::record(&mut tx, event).await?;
-            tx.commit().await?;
+            // Anyone with the link can ask again and again: counted, not audited each time.
+            if app.throttle.refusals.note(Refused::CodeRateLimited, ctx.ip) == Disposition::Audit {
+                let event = event_for(ctx, &row, Action::CodeFailed)
+                    .with_detail(json!({ "reason": "rate_limited" }));
+                audit::record(&mut tx, event).await?;
+                tx.commit().await?;
+            }
             return Err(PickupError::TooManyRequests);
         }
         let expires = now + i64::from(CODE_VALID_MINUTES) * 60_000;

@@ -4,7 +4,13 @@
 //! `smtp_allowed_networks`. TLS comes first for both AUTH and MAIL; `smtp_allow_loopback_plaintext`
 //! relaxes that for loopback clients and for no one else. `smtp_allowed_sender_domains`
 //! restricts envelope senders. Every refusal is audited with the client's IP
-//! ([`Action::SmtpRefused`], [`Action::RelayAuthFailed`]).
+//! ([`Action::SmtpRefused`], [`Action::RelayAuthFailed`]), through the refusal log of
+//! `crate::throttle`: per client, a few per window one by one, the rest counted.
+//!
+//! Failed AUTH spends the client's and the relay name's `smtp_auth_failures_per_minute`
+//! budgets; once either is spent, AUTH is refused with `421 4.7.0` before any password is
+//! checked. Password checks wait on their own semaphore (`AppState::password_limit`), not the
+//! one recipients' passphrases use.
 
 use std::net::IpAddr;
 use std::sync::OnceLock;
@@ -19,6 +25,7 @@ use crate::clock::now_ms;
 use crate::config::Config;
 use crate::messages::EmailAddress;
 use crate::store::relays;
+use crate::throttle::{Disposition, Refused, RetryAfter};
 
 /// Whether this session may AUTH and MAIL as far as TLS is concerned.
 pub fn tls_satisfied(config: &Config, st: &State) -> bool {
@@ -55,6 +62,8 @@ pub fn sender_domain_allowed(config: &Config, from: &EmailAddress) -> bool {
 pub enum AuthResult {
     Ok(Identity),
     Failed,
+    /// Too many failures from this client or for this relay name: close the session.
+    Throttled(RetryAfter),
     /// The credential store could not be read: a temporary failure.
     Unavailable,
 }
@@ -69,6 +78,11 @@ pub async fn authenticate(
     password: Zeroizing<String>,
 ) -> AuthResult {
     let name: String = name.chars().take(100).collect();
+    let ip = st.peer.to_canonical();
+    if let Err(wait) = app.throttle.smtp_auth_allowed(ip, &name) {
+        refused_auth(app, st, &name, "throttled").await;
+        return AuthResult::Throttled(wait);
+    }
     let relay = match app.store.acquire().await {
         Ok(mut conn) => relays::find_by_name(&mut conn, &name).await,
         Err(e) => Err(e),
@@ -88,7 +102,7 @@ pub async fn authenticate(
         },
     };
     let verified = {
-        let Ok(_permit) = app.kdf_limit.acquire().await else {
+        let Ok(_permit) = app.password_limit.acquire().await else {
             return AuthResult::Unavailable;
         };
         tokio::task::spawn_blocking(move || sealpost_crypto::password::verify(&password, &hash))
@@ -124,14 +138,31 @@ pub async fn authenticate(
                 Some(r) if r.disabled => "relay disabled",
                 Some(_) => "wrong password",
             };
-            let event = ctx
-                .event_as("anonymous".to_owned(), Action::RelayAuthFailed)
-                .with_detail(json!({ "relay": name, "reason": reason }));
-            if let Err(e) = audit::append(&app.store, event).await {
-                tracing::error!(error = %e, "cannot audit a failed relay login");
+            refused_auth(app, st, &name, reason).await;
+            match app.throttle.smtp_auth_failed(ip, &name) {
+                Ok(()) => AuthResult::Failed,
+                Err(wait) => AuthResult::Throttled(wait),
             }
-            AuthResult::Failed
         }
+    }
+}
+
+/// Audit a failed or refused AUTH (`relay_auth_failed`) within the refusal log's bounds.
+async fn refused_auth(app: &AppState, st: &State, name: &str, reason: &str) {
+    if app
+        .throttle
+        .refusals
+        .note(Refused::RelayAuthFailed, Some(st.peer))
+        == Disposition::Counted
+    {
+        return;
+    }
+    let event = st
+        .request_ctx()
+        .event_as("anonymous".to_owned(), Action::RelayAuthFailed)
+        .with_detail(json!({ "relay": name, "reason": reason }));
+    if let Err(e) = audit::append(&app.store, event).await {
+        tracing::error!(error = %e, "cannot audit a failed relay login");
     }
 }
 
@@ -161,6 +192,14 @@ pub async fn refuse(app: &AppState, st: &State, reason: &str, detail: Option<ser
     if let (Some(id), Some(map)) = (&st.auth, fields.as_object_mut()) {
         map.insert("relay".into(), json!(id.name));
     }
+    if app
+        .throttle
+        .refusals
+        .note(Refused::SmtpRefused, Some(st.peer))
+        == Disposition::Counted
+    {
+        return;
+    }
     let event = st
         .request_ctx()
         .event_as("anonymous".to_owned(), Action::SmtpRefused)
@@ -172,6 +211,9 @@ pub async fn refuse(app: &AppState, st: &State, reason: &str, detail: Option<ser
 
 /// Audit a refusal before any session state exists (connection limits).
 pub async fn refuse_connection(app: &AppState, ip: IpAddr, reason: &str) {
+    if app.throttle.refusals.note(Refused::SmtpRefused, Some(ip)) == Disposition::Counted {
+        return;
+    }
     let event = Event::new("anonymous", Action::SmtpRefused)
         .with_ip(ip.to_canonical())
         .with_detail(json!({ "reason": reason }));

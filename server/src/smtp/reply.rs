@@ -141,6 +141,13 @@ pub const TOO_MANY_ERRORS: Reply = Reply::new(
     Enhanced(4, 7, 0),
     "Too many errors, closing connection",
 );
+/// RFC 5321 3.8 with RFC 3463 X.7.0 (RFC 4954 section 4 leaves the server free to close
+/// after failed attempts): too many failed AUTH attempts from this client or for this name.
+pub const TOO_MANY_AUTH_FAILURES: Reply = Reply::new(
+    421,
+    Enhanced(4, 7, 0),
+    "Too many failed authentications, try again later",
+);
 /// RFC 5321 4.2.2 with RFC 3463 X.3.0: a temporary failure of ours (database, outbound relay).
 pub const TEMPORARY_FAILURE: Reply =
     Reply::new(451, Enhanced(4, 3, 0), "Temporary failure, try again later");

@@ -8,6 +8,7 @@
 //! - `at_rest`: invariants 1 and 2 (no plaintext at rest, no secret in the log);
 //! - `landing`: invariant 4 (GET changes nothing);
 //! - `audit`: invariant 6 (`audit verify` finds tampering);
+//! - `flood`: floods from one client add a bounded number of audit rows;
 //! - `hangups`: clients that hang up mid-request leave every write path working;
 //! - `lockout`: wrong secrets and passphrases, counted and audited, lock the recipient;
 //! - `refusals`: invariant 7 (clear refusals for bad API input, oversize bodies, dead pickups).
@@ -17,6 +18,7 @@ mod common;
 
 mod at_rest;
 mod audit;
+mod flood;
 mod flow;
 mod hangups;
 mod landing;

@@ -69,6 +69,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                 self.reply(reply::AUTH_OK);
             }
             AuthResult::Failed => self.error(reply::AUTH_FAILED),
+            AuthResult::Throttled(_) => {
+                self.reply(reply::TOO_MANY_AUTH_FAILURES);
+                return Ok(Flow::Quit);
+            }
             AuthResult::Unavailable => self.reply(reply::AUTH_TEMPORARY),
         }
         Ok(Flow::Continue)

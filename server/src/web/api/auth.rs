@@ -7,8 +7,9 @@
 //! writes `token_rejected`. The token itself is never logged or audited.
 //!
 //! Strangers cannot write the audit log at will with bad tokens: the lookup only reads, each
-//! failure spends one unit of the client's `api_auth_failures_per_minute` budget (beyond it:
-//! `429` with `Retry-After`), and `token_rejected` events go through the refusal log, so one
+//! failure spends one unit of the client's `api_auth_failures_per_minute` budget (once it is
+//! spent: `429` with `Retry-After`, before any lookup, until the budget refills), and
+//! `token_rejected` and `throttled` events go through the refusal log, so one
 //! client adds at most `audit_refusals_per_window` of them per window plus one
 //! `refusals_counted` (see `crate::throttle`). The path in the event is cut to 256 characters.
 
@@ -52,29 +53,43 @@ const MAX_AUDITED_PATH: usize = 256;
 /// A presented token was not accepted: spend the client's failure budget, audit within the
 /// refusal log's bounds, and say why.
 async fn rejected(state: &AppState, ctx: &RequestCtx, parts: &Parts) -> AppError {
-    let throttle = &state.throttle;
-    let over_budget = match ctx.ip {
-        Some(ip) => throttle.check(Gate::ApiAuthFailure, ip).err(),
-        None => None,
-    };
-    let kind = if over_budget.is_some() {
-        Refused::Throttled
-    } else {
-        Refused::TokenRejected
-    };
-    if throttle.refusals.note(kind, ctx.ip) == Disposition::Audit {
-        let path: String = parts.uri.path().chars().take(MAX_AUDITED_PATH).collect();
+    if let Some(Err(wait)) = ctx
+        .ip
+        .map(|ip| state.throttle.failed(Gate::ApiAuthFailure, ip))
+    {
+        return throttled(state, ctx, parts, wait).await;
+    }
+    if state.throttle.refusals.note(Refused::TokenRejected, ctx.ip) == Disposition::Audit {
         let event = ctx
             .event(Action::TokenRejected)
-            .with_detail(json!({ "path": path, "throttled": over_budget.is_some() }));
+            .with_detail(json!({ "path": audited_path(parts) }));
         if let Err(e) = audit::append(&state.store, event).await {
             return e.into();
         }
     }
-    match over_budget {
-        Some(wait) => AppError::Throttled(wait),
-        None => AppError::Unauthorized,
+    AppError::Unauthorized
+}
+
+/// A client whose failure budget is spent: `429`, audited within the refusal log's bounds.
+async fn throttled(
+    state: &AppState,
+    ctx: &RequestCtx,
+    parts: &Parts,
+    wait: crate::throttle::RetryAfter,
+) -> AppError {
+    if state.throttle.refusals.note(Refused::Throttled, ctx.ip) == Disposition::Audit {
+        let event = ctx
+            .event(Action::Throttled)
+            .with_detail(json!({ "gate": "api_auth_failure", "path": audited_path(parts) }));
+        if let Err(e) = audit::append(&state.store, event).await {
+            return e.into();
+        }
     }
+    AppError::Throttled(wait)
+}
+
+fn audited_path(parts: &Parts) -> String {
+    parts.uri.path().chars().take(MAX_AUDITED_PATH).collect()
 }
 
 /// The token in an `Authorization: Bearer …` header, if there is one.
@@ -96,6 +111,14 @@ impl FromRequestParts<AppState> for ApiUser {
         let Some(token) = bearer(parts) else {
             return Err(AppError::Unauthorized);
         };
+        if let Some(wait) = ctx.ip.and_then(|ip| {
+            state
+                .throttle
+                .failures_allowed(Gate::ApiAuthFailure, ip)
+                .err()
+        }) {
+            return Err(throttled(state, &ctx, parts, wait).await);
+        }
         let digest = sealpost_crypto::token::digest(token);
         let found = {
             let mut conn = state.store.acquire().await?;
