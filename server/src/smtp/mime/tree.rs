@@ -4,8 +4,8 @@
 //! The rules are those of Python's `email.feedparser`, which the differential test uses as
 //! its oracle, because they are the ones RFC 2046 describes:
 //! - a header block is the lines up to the first empty line; a line that is neither a header
-//!   field (`name:`), a continuation (leading space or tab) nor an mbox `From ` line ends it,
-//!   and belongs to the body;
+//!   field (`name:`, or `name :` as RFC 5322 section 4.5.3 allows), a continuation (leading
+//!   space or tab) nor an mbox `From ` line ends it, and belongs to the body;
 //! - a boundary line is `--boundary`, optionally `--`, optionally spaces or tabs, alone on its
 //!   line; text that merely contains the boundary is content;
 //! - the line ending before a boundary line belongs to the boundary;
@@ -105,7 +105,9 @@ fn is_header_line(line: &[u8]) -> bool {
         .iter()
         .position(|&b| !(b'!'..=b'~').contains(&b) || b == b':')
         .unwrap_or(line.len());
-    line.get(name_len) == Some(&b':')
+    // White space before the colon is obsolete syntax that must be accepted (RFC 5322, 4.5.3).
+    let rest = line[name_len..].trim_ascii_start();
+    name_len > 0 && rest.first() == Some(&b':')
 }
 
 /// One trailing line ending removed (it belongs to the boundary that follows).
@@ -166,12 +168,15 @@ impl<'a> Parser<'a> {
     ) -> (Entity<'a>, usize) {
         let (block, body_start) = self.header_block(pos, active);
         let fields = read_fields(block, default_type);
+        // A boundary cannot end in white space (RFC 2046, 5.1.1): what follows it on a
+        // delimiter line is transport padding, so trailing white space is dropped.
         let boundary = fields
             .mime_type
             .starts_with("multipart/")
-            .then(|| fields.boundary.clone())
+            .then(|| fields.boundary.as_deref().map(str::trim_end))
             .flatten()
-            .filter(|b| !b.is_empty() && depth < MAX_DEPTH);
+            .filter(|b| !b.is_empty() && depth < MAX_DEPTH)
+            .map(str::to_owned);
         if let Some(boundary) = boundary {
             return self.multipart(fields, body_start, boundary.into_bytes(), active, depth);
         }
