@@ -136,8 +136,13 @@ impl<'a> Parser<'a> {
                 break;
             }
             // An mbox `From ` line and a continuation with nothing to continue are no field.
-            let first_continues = block.is_empty() && (line[0] == b' ' || line[0] == b'\t');
-            if !line.starts_with(b"From ") && !first_continues {
+            let continues = line[0] == b' ' || line[0] == b'\t';
+            if continues && !block.is_empty() {
+                // Unfolded here (RFC 5322, 2.2.3): mail-parser misreads a parameter whose
+                // value is on the next line (`boundary=` CRLF ` "b"`).
+                block.truncate(block.len() - 2);
+            }
+            if !line.starts_with(b"From ") && !(continues && block.is_empty()) {
                 block.extend_from_slice(line);
                 block.extend_from_slice(b"\r\n");
             }
