@@ -158,6 +158,8 @@ struct Report {
     refused: Vec<String>,
     attachments: usize,
     attachments_mismatched: usize,
+    messages_with_attachments_mismatched: usize,
+    /// Messages with any difference: an attachment, the text or the HTML.
     messages_affected: usize,
     text_mismatched: usize,
     lines: Vec<String>,
@@ -167,14 +169,16 @@ impl Report {
     fn assert_clean(&self, corpus: &str) {
         println!(
             "{corpus}: {} messages ({} python errors, {} refused without header), {} \
-             attachments; mismatched: {} attachments in {} messages, {} text bodies",
+             attachments; mismatched: {} attachments in {} messages, {} text or HTML bodies; \
+             {} messages differ in all",
             self.messages,
             self.python_errors.len(),
             self.refused.len(),
             self.attachments,
             self.attachments_mismatched,
-            self.messages_affected,
-            self.text_mismatched
+            self.messages_with_attachments_mismatched,
+            self.text_mismatched,
+            self.messages_affected
         );
         for line in &self.python_errors {
             println!("  python error {line}");
@@ -240,16 +244,22 @@ fn compare(files: &[PathBuf]) -> Report {
             report.python_errors.push(format!("{name}: {err}"));
             continue;
         }
+        let atts: &[Value] = exp["attachments"].as_array().map_or(&[], Vec::as_slice);
         let Some(ours) = ours else {
             if exp["headers"].as_u64() == Some(0) {
                 report.refused.push(name.to_string());
             } else {
+                // Refused as not a message: every attachment is lost.
+                report.attachments += atts.len();
+                report.attachments_mismatched += atts.len();
+                report.messages_with_attachments_mismatched += usize::from(!atts.is_empty());
                 report.messages_affected += 1;
                 report.lines.push(format!("{name}: not parsed at all"));
             }
             continue;
         };
         let mut affected = false;
+        let mut attachment_affected = false;
         for (what, theirs, mine) in [
             ("text", exp["text"].as_str(), ours.text.as_deref()),
             ("html", exp["html"].as_str(), ours.html.as_deref()),
@@ -264,7 +274,6 @@ fn compare(files: &[PathBuf]) -> Report {
                 ));
             }
         }
-        let atts: &[Value] = exp["attachments"].as_array().map_or(&[], Vec::as_slice);
         let ours_atts: Vec<Ours<'_>> = ours
             .attachments
             .iter()
@@ -318,15 +327,15 @@ fn compare(files: &[PathBuf]) -> Report {
             };
             if let Some(problem) = problem {
                 affected = true;
+                attachment_affected = true;
                 report.attachments_mismatched += 1;
                 report
                     .lines
                     .push(format!("{name}: attachment {}: {problem}", j + 1));
             }
         }
-        if affected {
-            report.messages_affected += 1;
-        }
+        report.messages_affected += usize::from(affected);
+        report.messages_with_attachments_mismatched += usize::from(attachment_affected);
     }
     report
 }
