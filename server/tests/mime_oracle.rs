@@ -233,7 +233,12 @@ fn compare(files: &[PathBuf]) -> Report {
     }
     let trees: HashMap<String, Value> = oracle("trees", &tree_args)
         .into_iter()
-        .map(|v| (v["file"].as_str().unwrap_or_default().to_owned(), v["tree"].clone()))
+        .map(|v| {
+            (
+                v["file"].as_str().unwrap_or_default().to_owned(),
+                v["tree"].clone(),
+            )
+        })
         .collect();
 
     let mut report = Report::default();
@@ -286,11 +291,7 @@ fn compare(files: &[PathBuf]) -> Report {
         for j in 0..atts.len().max(ours_atts.len()) {
             let problem = match (atts.get(j), ours_atts.get(j)) {
                 (Some(e), None) => Some(format!("missing {}", describe(e))),
-                (None, Some(a)) => Some(format!(
-                    "extra {:?} ({} bytes)",
-                    a.name,
-                    a.bytes.len()
-                )),
+                (None, Some(a)) => Some(format!("extra {:?} ({} bytes)", a.name, a.bytes.len())),
                 (Some(e), Some(a)) => {
                     let want_name = expected_name(e, j);
                     let mut problems = Vec::new();
@@ -320,8 +321,7 @@ fn compare(files: &[PathBuf]) -> Report {
                             ));
                         }
                     }
-                    (!problems.is_empty())
-                        .then(|| format!("{:?}: {}", a.name, problems.join("; ")))
+                    (!problems.is_empty()).then(|| format!("{:?}: {}", a.name, problems.join("; ")))
                 }
                 (None, None) => None,
             };
@@ -343,7 +343,11 @@ fn compare(files: &[PathBuf]) -> Report {
 /// The name we must give the oracle's attachment number `index` (from 0).
 fn expected_name(e: &Value, index: usize) -> String {
     let fallback = if e["message"].as_bool() == Some(true) {
-        match e["subject"].as_str().map(str::trim).filter(|s| !s.is_empty()) {
+        match e["subject"]
+            .as_str()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+        {
             Some(subject) => format!("{}.eml", subject.replace(['/', '\\'], "_")),
             None => format!("message-{}.eml", index + 1),
         }
@@ -357,7 +361,10 @@ fn describe(e: &Value) -> String {
     format!(
         "{} {:?}",
         e["ctype"].as_str().unwrap_or_default(),
-        e["name"].as_str().or(e["subject"].as_str()).unwrap_or("(unnamed)")
+        e["name"]
+            .as_str()
+            .or(e["subject"].as_str())
+            .unwrap_or("(unnamed)")
     )
 }
 
@@ -382,7 +389,9 @@ fn first_difference(ours: &[u8], want: &[u8]) -> String {
         .zip(want)
         .position(|(a, b)| a != b)
         .unwrap_or(ours.len().min(want.len()));
-    let show = |b: &[u8]| String::from_utf8_lossy(&b[at.min(b.len())..(at + 24).min(b.len())]).into_owned();
+    let show = |b: &[u8]| {
+        String::from_utf8_lossy(&b[at.min(b.len())..(at + 24).min(b.len())]).into_owned()
+    };
     format!(
         ", first difference at {at}: ours {:?} python {:?}",
         show(ours),

@@ -90,7 +90,9 @@ fn quoted_printable(body: &[u8]) -> Vec<u8> {
     let mut rest = body;
     while !rest.is_empty() {
         let (line, eol, next) = match rest.iter().position(|&b| b == b'\n') {
-            Some(i) if i > 0 && rest[i - 1] == b'\r' => (&rest[..i - 1], &rest[i - 1..=i], &rest[i + 1..]),
+            Some(i) if i > 0 && rest[i - 1] == b'\r' => {
+                (&rest[..i - 1], &rest[i - 1..=i], &rest[i + 1..])
+            }
             Some(i) => (&rest[..i], &rest[i..=i], &rest[i + 1..]),
             None => (rest, &b""[..], &b""[..]),
         };
@@ -109,7 +111,9 @@ fn quoted_printable(body: &[u8]) -> Vec<u8> {
             if b == b'=' {
                 let hex = line.get(i + 1..i + 3).and_then(|h| {
                     let h = std::str::from_utf8(h).ok()?;
-                    u8::from_str_radix(h, 16).ok().filter(|_| !h.starts_with('+'))
+                    u8::from_str_radix(h, 16)
+                        .ok()
+                        .filter(|_| !h.starts_with('+'))
                 });
                 if let Some(byte) = hex {
                     out.push(byte);
@@ -132,7 +136,8 @@ pub(super) fn uudecode(body: &[u8]) -> Option<(Option<String>, Vec<u8>)> {
     let mut lines = lines(body);
     let name = lines.by_ref().find_map(|line| {
         let rest = line.strip_prefix(b"begin ")?;
-        let (mode, name) = rest.split_at(rest.iter().position(|&b| b == b' ').unwrap_or(rest.len()));
+        let (mode, name) =
+            rest.split_at(rest.iter().position(|&b| b == b' ').unwrap_or(rest.len()));
         if mode.is_empty() || !mode.iter().all(|b| (b'0'..=b'7').contains(b)) {
             return None;
         }
@@ -153,7 +158,8 @@ pub(super) fn uudecode(body: &[u8]) -> Option<(Option<String>, Vec<u8>)> {
         let mut line_out = Vec::with_capacity(count + 2);
         let mut i = 0;
         while line_out.len() < count {
-            let group = (sextet(i) << 18) | (sextet(i + 1) << 12) | (sextet(i + 2) << 6) | sextet(i + 3);
+            let group =
+                (sextet(i) << 18) | (sextet(i + 1) << 12) | (sextet(i + 2) << 6) | sextet(i + 3);
             line_out.extend_from_slice(&group.to_be_bytes()[1..]);
             i += 4;
         }
@@ -184,10 +190,22 @@ mod tests {
 
     #[test]
     fn quoted_printable_keeps_line_endings_and_soft_breaks() {
-        assert_eq!(Encoding::QuotedPrintable.decode(b"a=3Db=\r\nc\r\nd="), b"a=bc\r\nd");
-        assert_eq!(Encoding::QuotedPrintable.decode(b"x \t\nyz=zz=4"), b"x \t\nyz=zz=4");
-        assert_eq!(Encoding::QuotedPrintable.decode(b"soft= \r\nbreak"), b"softbreak");
-        assert_eq!(Encoding::QuotedPrintable.decode(b"caf\xe9=e9"), b"caf\xe9\xe9");
+        assert_eq!(
+            Encoding::QuotedPrintable.decode(b"a=3Db=\r\nc\r\nd="),
+            b"a=bc\r\nd"
+        );
+        assert_eq!(
+            Encoding::QuotedPrintable.decode(b"x \t\nyz=zz=4"),
+            b"x \t\nyz=zz=4"
+        );
+        assert_eq!(
+            Encoding::QuotedPrintable.decode(b"soft= \r\nbreak"),
+            b"softbreak"
+        );
+        assert_eq!(
+            Encoding::QuotedPrintable.decode(b"caf\xe9=e9"),
+            b"caf\xe9\xe9"
+        );
     }
 
     #[test]

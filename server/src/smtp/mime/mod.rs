@@ -93,9 +93,8 @@ pub fn parse(raw: &[u8]) -> Option<Parsed> {
         .collect();
     let mut reader = Reader::default();
     reader.walk(&root);
-    let join = |texts: Vec<String>, separator: &str| {
-        (!texts.is_empty()).then(|| texts.join(separator))
-    };
+    let join =
+        |texts: Vec<String>, separator: &str| (!texts.is_empty()).then(|| texts.join(separator));
     Some(Parsed {
         subject,
         from_name: root.fields.from.clone(),
@@ -130,7 +129,11 @@ impl Reader {
         if mime_type.starts_with("message/") {
             let fallback = match mime_type {
                 "message/rfc822" | "message/global" => {
-                    match tree::header_fields(&bytes).subject.as_deref().map(str::trim) {
+                    match tree::header_fields(&bytes)
+                        .subject
+                        .as_deref()
+                        .map(str::trim)
+                    {
                         Some(s) if !s.is_empty() => format!("{}.eml", s.replace(['/', '\\'], "_")),
                         _ => format!("message-{}.eml", self.attachments.len() + 1),
                     }

@@ -134,17 +134,22 @@ fn text_attachments_keep_their_charset_bytes() {
     );
     let p = parsed(&mixed(&[&part, csv.as_bytes()]));
     assert_eq!(names(&p), ["list.txt", "t.csv"]);
-    assert_eq!(p.attachments[0].bytes, latin1, "latin-1 text, byte for byte");
+    assert_eq!(
+        p.attachments[0].bytes, latin1,
+        "latin-1 text, byte for byte"
+    );
     assert_eq!(p.attachments[1].bytes, utf16, "UTF-16 text, byte for byte");
 }
 
 /// Fault 2: binary data labelled `text/*` comes out unchanged.
 #[test]
 fn binary_labelled_text_is_not_destroyed() {
-    let jpeg: Vec<u8> = [0xff, 0xd8, 0xff, 0xe0, 0, 0x10, b'J', b'F', b'I', b'F', 0, 0x80]
-        .into_iter()
-        .chain((0..=255).map(|b: u8| b.wrapping_mul(7)))
-        .collect();
+    let jpeg: Vec<u8> = [
+        0xff, 0xd8, 0xff, 0xe0, 0, 0x10, b'J', b'F', b'I', b'F', 0, 0x80,
+    ]
+    .into_iter()
+    .chain((0..=255).map(|b: u8| b.wrapping_mul(7)))
+    .collect();
     let part = format!(
         "Content-Type: text/plain; name=\"photo.jpg\"\r\n\
          Content-Disposition: attachment; filename=\"photo.jpg\"\r\n\
@@ -182,7 +187,12 @@ fn nested_messages_do_not_swallow_the_parts_after_them() {
     let p = parsed(&mixed(&[a.as_bytes(), b.as_bytes(), c.as_bytes(), last]));
     assert_eq!(
         names(&p),
-        ["forwarded 1.eml", "forwarded 2.eml", "forwarded 3.eml", "x.pdf"]
+        [
+            "forwarded 1.eml",
+            "forwarded 2.eml",
+            "forwarded 3.eml",
+            "x.pdf"
+        ]
     );
     assert!(p.attachments[1].bytes.ends_with(b"inner 2\r\n"));
     assert_eq!(p.attachments[3].bytes, b"%PDF");
@@ -244,4 +254,16 @@ fn nested_names_keep_slashes_and_mid_line_boundaries_are_text() {
         p.text.as_deref(),
         Some("This text mentions --b in mid-line\r\nand goes on.")
     );
+}
+
+/// RFC 2231 continuations are joined as octets before the charset applies (section 4.1):
+/// a character split between pieces, and pieces in ISO-8859-1, come out whole. (Found by
+/// `tests/mime_props.rs`; mail-parser decodes each piece on its own.)
+#[test]
+fn rfc2231_continuations_join_octets_first() {
+    let split = b"Content-Type: application/pdf\r\n\
+        Content-Disposition: attachment;\r\n filename*0*=utf-8''%E4%B8;\r\n filename*1*=%AD.pdf\r\n\r\nx";
+    let latin1 = b"Content-Type: application/pdf;\r\n name*0*=iso-8859-1''M%FC;\r\n name*1*=ller%E9\r\n\r\ny";
+    let p = parsed(&mixed(&[split, latin1]));
+    assert_eq!(names(&p), ["\u{4e2d}.pdf", "M\u{fc}ller\u{e9}"]);
 }

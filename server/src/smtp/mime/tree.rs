@@ -17,6 +17,7 @@
 //! Header fields themselves (parameters, RFC 2231 continuations, encoded words, folding) are
 //! read by `mail-parser`.
 
+use mail_parser::decoders::charsets::map::charset_decoder;
 use mail_parser::{ContentType, HeaderName, HeaderValue, MessageParser};
 
 use super::decode::Encoding;
@@ -94,7 +95,9 @@ fn delimiter(line: &[u8], boundary: &[u8]) -> Option<bool> {
         Some(rest) => (true, rest),
         None => (false, rest),
     };
-    rest.iter().all(|&b| b == b' ' || b == b'\t').then_some(close)
+    rest.iter()
+        .all(|&b| b == b' ' || b == b'\t')
+        .then_some(close)
 }
 
 fn is_header_line(line: &[u8]) -> bool {
@@ -142,7 +145,8 @@ impl<'a> Parser<'a> {
                 // value is on the next line (`boundary=` CRLF ` "b"`).
                 block.truncate(block.len() - 2);
             }
-            if !line.starts_with(b"From ") && !(continues && block.is_empty()) {
+            let no_field = line.starts_with(b"From ") || (continues && block.is_empty());
+            if !no_field {
                 block.extend_from_slice(line);
                 block.extend_from_slice(b"\r\n");
             }
@@ -281,7 +285,77 @@ fn first<'h, 'x>(
     headers.iter().find(|h| &h.name == name).map(|h| &h.value)
 }
 
+/// A parameter split into RFC 2231 continuations (`name*0*=utf-8''%E4%B8; name*1*=%AD`),
+/// from the first field `field` of the unfolded header `block`. mail-parser decodes each
+/// piece on its own, so a character split between pieces, or any piece after the first in a
+/// charset other than UTF-8, comes out garbled; RFC 2231 section 4.1 joins the octets first.
+fn continued_param(block: &[u8], field: &str, param: &str) -> Option<String> {
+    let line = block.split(|&b| b == b'\n').find(|l| {
+        l.len() > field.len()
+            && l[..field.len()].eq_ignore_ascii_case(field.as_bytes())
+            && l[field.len()..].trim_ascii_start().starts_with(b":")
+    })?;
+    let line = String::from_utf8_lossy(line);
+    let mut pieces: Vec<(u32, bool, &str)> = Vec::new();
+    let mut rest = line.split_once(';')?.1;
+    while !rest.is_empty() {
+        // One `name=value`, the value a token or a quoted string.
+        let (name, after) = rest.split_once('=')?;
+        let after = after.trim_start();
+        let (value, next) = if let Some(quoted) = after.strip_prefix('"') {
+            let end = quoted.find('"').unwrap_or(quoted.len());
+            let next = quoted[end..].trim_start_matches('"');
+            (&quoted[..end], next.split_once(';').map_or("", |(_, n)| n))
+        } else {
+            after.split_once(';').unwrap_or((after, ""))
+        };
+        rest = next;
+        let name = name.trim();
+        let Some((key, index)) = name.split_once('*') else {
+            continue;
+        };
+        if !key.eq_ignore_ascii_case(param) {
+            continue;
+        }
+        let (index, extended) = match index.strip_suffix('*') {
+            Some(i) => (i, true),
+            None => (index, false),
+        };
+        if let Ok(index) = index.parse::<u32>() {
+            pieces.push((index, extended, value.trim()));
+        }
+    }
+    if pieces.len() < 2 {
+        return None;
+    }
+    pieces.sort_by_key(|p| p.0);
+    let mut charset = None;
+    let mut octets = Vec::new();
+    for (i, (_, extended, value)) in pieces.iter().enumerate() {
+        let mut value = *value;
+        if i == 0 && *extended {
+            let mut parts = value.splitn(3, '\'');
+            if let (Some(cs), Some(_lang), Some(v)) = (parts.next(), parts.next(), parts.next()) {
+                charset = Some(cs);
+                value = v;
+            }
+        }
+        if *extended {
+            octets.extend(percent_encoding::percent_decode_str(value));
+        } else {
+            octets.extend_from_slice(value.as_bytes());
+        }
+    }
+    let decode = charset.and_then(|c| charset_decoder(c.as_bytes()));
+    Some(match decode {
+        Some(decode) => decode(&octets),
+        None => String::from_utf8_lossy(&octets).into_owned(),
+    })
+}
+
 fn read_fields(block: Vec<u8>, default_type: &str) -> Fields {
+    let continued_filename = continued_param(&block, "Content-Disposition", "filename");
+    let continued_name = continued_param(&block, "Content-Type", "name");
     let mut raw = block;
     raw.extend_from_slice(b"\r\n");
     let Some(message) = MessageParser::new().parse_headers(&raw) else {
@@ -316,7 +390,10 @@ fn read_fields(block: Vec<u8>, default_type: &str) -> Fields {
         boundary: param(content_type, "boundary"),
         charset: param(content_type, "charset"),
         is_attachment: disposition.is_some_and(ContentType::is_attachment),
-        file_name: param(disposition, "filename").or_else(|| param(content_type, "name")),
+        file_name: continued_filename
+            .or_else(|| param(disposition, "filename"))
+            .or(continued_name)
+            .or_else(|| param(content_type, "name")),
         encoding,
         subject: first(headers, &HeaderName::Subject)
             .and_then(HeaderValue::as_text)
