@@ -7,6 +7,10 @@
 //! appended after the part), and a missing `=` padding or a dangling last character is
 //! forgiven; quoted-printable keeps a malformed `=` escape as it stands and 8-bit bytes as
 //! they are; uuencode without a `begin` line is kept undecoded.
+//!
+//! Base64 is the `base64` crate's. Quoted-printable and uuencode are written here: the
+//! `quoted_printable` crate drops 8-bit bytes and rewrites every line ending as CRLF, which
+//! changes what the sender attached, and no maintained crate decodes uuencode.
 
 use base64::Engine;
 use base64::alphabet;

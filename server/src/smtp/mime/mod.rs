@@ -10,16 +10,23 @@
 //!
 //! `tree` finds the structure (header blocks, boundaries, nesting) by the rules of RFC 2046
 //! as Python's `email` package applies them; `mail-parser` reads the header fields (the
-//! subject, `From:`, parameters with RFC 2231 continuations and encoded words, charsets);
-//! `decode` undoes the transfer encodings, with the `base64` crate for base64. mail-parser
-//! 0.11 (1.x needs a newer rustc) is kept for what it reads right, the header fields and
-//! the charsets, but not for the structure or the bodies: it converted text attachments to
-//! UTF-8, destroyed binary data labelled `text/*`, left uuencode encoded, let a nested
-//! `message/rfc822` swallow the parts after it, cut text at a boundary in mid-line, lost the
-//! last bytes of quoted-printable ending in a soft line break and of base64 without padding,
-//! and served base64 followed by a list footer still encoded. Those are rules about lines
-//! and bytes, small enough to own; `server/tests/mime_oracle.rs` holds them to Python's
-//! `email` as an oracle.
+//! subject, `From:`, parameters and their encoded words, charsets); `decode` undoes the
+//! transfer encodings, with the `base64` crate for base64.
+//!
+//! Why: mail-parser 0.11 (1.x needs a newer rustc than this workspace has) is kept for what
+//! it reads right, the header fields and the charsets, but not for the structure or the
+//! bodies: it converted text attachments to UTF-8, destroyed binary data labelled `text/*`,
+//! left uuencode encoded, let a nested `message/rfc822` swallow the parts after it, cut text
+//! at a boundary in mid-line, lost the last bytes of quoted-printable ending in a soft line
+//! break and of base64 without padding, and served base64 followed by a list footer still
+//! encoded. Those are rules about lines and bytes, small enough to own; patching its output
+//! could not fix the structure, and the other maintained parser, `mailparse`, has no
+//! uuencode and refuses damaged base64 instead of reading what it can. Two header faults are worked around
+//! where its input is made: fields are unfolded before it reads them (it missed `boundary=`
+//! with its value on the next line), and RFC 2231 continuations are joined as octets before
+//! their charset applies (it decoded each piece alone). `server/tests/mime_oracle.rs` holds
+//! the whole to Python's `email` as an oracle, `server/tests/mime_props.rs` to random MIME
+//! trees.
 //!
 //! The reader's rules, from the parsed tree (depth first):
 //! - a multipart is walked into; one that cannot be split (no boundary, or no boundary line)
