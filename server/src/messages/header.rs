@@ -3,6 +3,7 @@
 //! file names) — protected information that must not sit in clear columns.
 
 use serde::{Deserialize, Serialize};
+use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -63,16 +64,31 @@ impl HeaderBlock {
 }
 
 /// A file name as shown to the recipient and offered on download: the last path segment of
-/// what the sender declared, without control characters, at most 255 characters; `fallback`
-/// (cleaned the same way, else "attachment") when nothing usable is left. Every source (API,
-/// SMTP, compose page) goes through this one function.
+/// what the sender declared, without control characters and without invisible format
+/// characters, at most 255 characters; `fallback` (cleaned the same way, else "attachment")
+/// when nothing usable is left. Every source (API, SMTP, compose page) goes through this one
+/// function.
+///
+/// Format characters (Unicode category Cf: bidi overrides and isolates such as U+202E, zero-width
+/// spaces and joiners, the BOM, soft hyphens) and line or paragraph separators are removed,
+/// so that a name reads as what it is: `invoice\u{202e}fdp.exe` would show as
+/// "invoiceexe.pdf", and is offered as `invoicefdp.exe`.
 pub fn clean_file_name(declared: Option<&str>, fallback: &str) -> String {
+    let visible = |c: &char| {
+        !matches!(
+            c.general_category(),
+            GeneralCategory::Control
+                | GeneralCategory::Format
+                | GeneralCategory::LineSeparator
+                | GeneralCategory::ParagraphSeparator
+        )
+    };
     let clean = |s: &str| -> String {
         s.rsplit(['/', '\\'])
             .next()
             .unwrap_or_default()
             .chars()
-            .filter(|c| !c.is_control())
+            .filter(visible)
             .take(255)
             .collect::<String>()
             .trim()
@@ -108,5 +124,36 @@ mod tests {
         assert_eq!(clean_file_name(None, "x/y.eml"), "y.eml");
         assert_eq!(clean_file_name(None, ""), "attachment");
         assert_eq!(clean_file_name(Some(&"n".repeat(300)), "d").len(), 255);
+    }
+
+    #[test]
+    fn file_names_lose_invisible_format_characters() {
+        // Right-to-left override: "invoice\u{202e}fdp.exe" displays as "invoiceexe.pdf".
+        assert_eq!(
+            clean_file_name(Some("invoice\u{202e}fdp.exe"), "d"),
+            "invoicefdp.exe"
+        );
+        // Isolates, embeddings and marks of the bidi algorithm.
+        assert_eq!(
+            clean_file_name(
+                Some("a\u{2067}b\u{2069}\u{202b}c\u{202c}\u{200f}\u{061c}.txt"),
+                "d"
+            ),
+            "abc.txt"
+        );
+        // Zero-width space, non-joiner, joiner, word joiner, BOM, soft hyphen, separators.
+        assert_eq!(
+            clean_file_name(
+                Some("\u{feff}re\u{200b}po\u{200c}rt\u{200d}\u{2060}\u{ad}\u{2028}\u{2029}.pdf"),
+                "d"
+            ),
+            "report.pdf"
+        );
+        assert_eq!(clean_file_name(Some("\u{202e}\u{200b}"), "x.eml"), "x.eml");
+        // Visible characters of every script stay.
+        assert_eq!(
+            clean_file_name(Some("Отчёт 報告 تقرير.pdf"), "d"),
+            "Отчёт 報告 تقرير.pdf"
+        );
     }
 }
