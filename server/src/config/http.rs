@@ -98,6 +98,15 @@ pub(super) fn check(
         ("tls_cert", config.tls_cert.is_some()),
         ("tls_key", config.tls_key.is_some()),
     )?;
+    checks.narrow_networks(
+        ("trusted_proxies", &config.trusted_proxies),
+        (
+            "trusted_proxies_allow_wide",
+            config.trusted_proxies_allow_wide,
+        ),
+        "every client in it could choose the IP address the audit log and the per-client \
+         limits see, with X-Forwarded-For, and reach plain HTTP",
+    )?;
     if !checks.is_set("base_url") {
         let addr = config.http_addr;
         let scheme = if config.tls_cert.is_some() {
