@@ -27,7 +27,8 @@ pub struct PurgeReport {
 const BATCH: i64 = 100;
 
 /// Shred every message past `expires_at` (auditing `expired` then `purged`) and every revoked
-/// message not yet shredded (auditing `purged`). Safe to run concurrently with itself.
+/// message not yet shredded (auditing `purged`), then checkpoint the WAL so that no copy of
+/// what was shredded stays on disk. Safe to run concurrently with itself.
 pub async fn purge_expired(store: &Store) -> Result<PurgeReport> {
     let mut report = PurgeReport::default();
     loop {
@@ -37,7 +38,7 @@ pub async fn purge_expired(store: &Store) -> Result<PurgeReport> {
             purge::due(&mut conn, now, BATCH).await?
         };
         if due.is_empty() {
-            return Ok(report);
+            break;
         }
         let mut progressed = false;
         for item in due {
@@ -70,9 +71,16 @@ pub async fn purge_expired(store: &Store) -> Result<PurgeReport> {
             tx.commit().await?;
         }
         if !progressed {
-            return Ok(report);
+            break;
         }
     }
+    // Also after a run that shredded nothing: a checkpoint that an earlier shredding could not
+    // finish is tried again.
+    let mut conn = store.acquire().await?;
+    if !purge::checkpoint(&mut conn).await? {
+        tracing::warn!("the WAL could not be checkpointed after shredding; trying again later");
+    }
+    Ok(report)
 }
 
 /// Run purge and session cleanup every `every` until the task is dropped. Errors are logged
@@ -104,7 +112,9 @@ pub async fn run_periodic(store: Store, every: Duration) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::testing::{audit_rows, chunks_of, exec, temp_store, wrapped_dek};
+    use crate::store::testing::{
+        audit_rows, chunks_of, exec, files_holding, temp_store, wrapped_dek,
+    };
 
     #[tokio::test]
     async fn shreds_expired_and_revoked_messages_only() -> Result<()> {
@@ -155,6 +165,36 @@ mod tests {
             ]
         );
         assert!(audit::verify(&store).await?.ok());
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn purging_leaves_no_copy_on_disk() -> Result<()> {
+        let (store, dir) = temp_store().await?;
+        let key = b"wrapped-key-canary-0123456789abcdef-0123456789abcdef";
+        let chunk = b"ciphertext-canary-0123456789abcdef-0123456789abcdef";
+        exec(
+            &store,
+            &format!(
+                "INSERT INTO messages (id, sender_address, source, created_at, expires_at) \
+                 VALUES ('m-old', 'a@x', 'api', 0, 1); \
+                 INSERT INTO parts (message_id, part_no, header, plain_len) \
+                 VALUES ('m-old', 0, x'0000000000000000', 3); \
+                 INSERT INTO chunks (message_id, part_no, seq, bytes) \
+                 VALUES ('m-old', 0, 0, x'{}'); \
+                 INSERT INTO recipients (id, message_id, address, pickup_id, wrapped_dek) \
+                 VALUES ('r-old', 'm-old', 'b@x', 'AAAAAAAAAAAAAAAAAAAAAA', x'{}');",
+                hex::encode(chunk),
+                hex::encode(key)
+            ),
+        )
+        .await?;
+        let db = dir.path().join("test.db");
+        assert!(!files_holding(&db, key)?.is_empty());
+        assert!(!files_holding(&db, chunk)?.is_empty());
+        assert_eq!(purge_expired(&store).await?.expired, 1);
+        assert_eq!(files_holding(&db, key)?, Vec::<String>::new());
+        assert_eq!(files_holding(&db, chunk)?, Vec::<String>::new());
         Ok(())
     }
 }

@@ -65,7 +65,7 @@ pub async fn sender_view(
 }
 
 /// Withdraw a message: it stops opening at once, and its keys and ciphertext are shredded in
-/// the same transaction.
+/// the same transaction; the WAL is then checkpointed, so no copy of them stays on disk.
 pub async fn revoke(
     app: &AppState,
     user_id: Uuid,
@@ -91,5 +91,70 @@ pub async fn revoke(
         .await?;
     }
     tx.commit().await?;
+    // Outside the transaction: the pages the shredding zeroed replace every older copy.
+    let mut conn = app.store.acquire().await?;
+    if !crate::store::purge::checkpoint(&mut conn).await? {
+        tracing::warn!(
+            message_id = %id,
+            "the WAL could not be checkpointed after a revocation; the purge job tries again"
+        );
+    }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::testing::{chunk_bytes, files_holding, wrapped_dek_of};
+    use crate::testing::{SENDER, TestApp};
+
+    #[tokio::test]
+    async fn revoking_leaves_no_copy_of_the_key_or_the_ciphertext_on_disk() -> anyhow::Result<()> {
+        let t = TestApp::new().await?;
+        let sender = t.add_sender(SENDER).await?;
+        let submitted = t
+            .submit(
+                &sender,
+                &["bob@example.org"],
+                &"a confidential line\n".repeat(5000),
+                None,
+            )
+            .await?;
+        let id = submitted.id.to_string();
+        let link = t.notification_to("bob@example.org")?;
+        let wrapped = wrapped_dek_of(t.store(), &link.pickup_id)
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("no wrapped key"))?;
+        // The key's ciphertext and tag (its first bytes, version and key id, are shared), and
+        // a stretch from the middle of the body's first chunk.
+        let key = &wrapped[wrapped.len() - 48..];
+        let chunk = chunk_bytes(t.store(), &id, 1).await?;
+        let chunk = &chunk[chunk.len() / 2..chunk.len() / 2 + 64];
+        let db = crate::store::Store::sqlite_file(&t.config().database_url)
+            .ok_or_else(|| anyhow::anyhow!("no database file"))?;
+        assert!(!files_holding(&db, key)?.is_empty(), "the key is stored");
+        assert!(
+            !files_holding(&db, chunk)?.is_empty(),
+            "the chunk is stored"
+        );
+
+        revoke(
+            t.state(),
+            sender.user_id,
+            submitted.id,
+            &RequestCtx::default(),
+        )
+        .await?;
+        assert_eq!(
+            files_holding(&db, key)?,
+            Vec::<String>::new(),
+            "wrapped key"
+        );
+        assert_eq!(
+            files_holding(&db, chunk)?,
+            Vec::<String>::new(),
+            "ciphertext"
+        );
+        Ok(())
+    }
 }
