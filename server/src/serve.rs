@@ -1,7 +1,8 @@
-//! `sealpost serve`: open the data directory, clean up after a crash, bind every listener,
-//! print the `listening` lines (the output contract in [`crate::cli`]), and run HTTP, SMTP
-//! (and SMTPS) and the periodic jobs until SIGTERM or Ctrl-C; a listener that fails stops the
-//! others too.
+//! `sealpost serve`: open the data directory, clean up after a crash (stale uploads, the
+//! outbox's temporary files), refuse a file outbox that real recipients' mail would land in,
+//! bind every listener, print the `listening` lines (the output contract in [`crate::cli`]),
+//! and run HTTP, SMTP (and SMTPS) and the periodic jobs until SIGTERM or Ctrl-C; a listener
+//! that fails stops the others too.
 
 use std::io::Write;
 use std::time::Duration;
@@ -9,8 +10,8 @@ use std::time::Duration;
 use anyhow::Context;
 
 use crate::app::App;
-use crate::config::Config;
-use crate::{jobs, smtp, web};
+use crate::config::{Config, Outbound};
+use crate::{jobs, notify, smtp, web};
 
 /// Run the server until a shutdown signal, then let in-flight work finish.
 pub async fn serve(config: Config) -> anyhow::Result<()> {
@@ -32,6 +33,9 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         web::Scheme::Http => "http",
         web::Scheme::Https => "https",
     };
+    if let Outbound::File = app.config().outbound {
+        open_outbox(app.config())?;
+    }
     // SMTP: STARTTLS certificate (generated on first run) and listeners, bound before the
     // `listening` lines so that a client reading them can connect at once.
     let (acceptor, _fingerprint) = crate::tls::smtp_acceptor(app.config())?;
@@ -57,7 +61,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         out.flush()?;
     }
     let jobs = tokio::spawn(jobs::run_periodic(
-        app.store().clone(),
+        app.state().clone(),
         Duration::from_secs(600),
     ));
     let refusals = tokio::spawn(jobs::run_refusal_flush(
@@ -111,6 +115,35 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     }
     app.store().close().await;
     http.and(smtp_result).and(smtps_result)
+}
+
+/// Refuse the file outbox where real recipients' mail would land in it, say loudly that it
+/// keeps secrets on disk, and clean up after a crash: all before any listener runs.
+fn open_outbox(config: &Config) -> anyhow::Result<()> {
+    notify::outbox::check_policy(config)?;
+    let dir = config.outbox_dir();
+    tracing::warn!(
+        outbox = %dir.display(),
+        retention_hours = config.outbound_file_retention_hours,
+        "outbound = file, for development only: every link secret and one-time code is \
+         written in clear to the outbox; set outbound to the organisation's relay \
+         (SEALPOST_OUTBOUND=smtp://host:port) for real recipients"
+    );
+    let prepared = notify::outbox::prepare(&dir)
+        .with_context(|| format!("cannot prepare the outbox {}", dir.display()))?;
+    if prepared.removed_temporary > 0 {
+        tracing::warn!(
+            count = prepared.removed_temporary,
+            "removed outbox files whose writing was cut off by a restart"
+        );
+    }
+    if prepared.restricted > 0 {
+        tracing::warn!(
+            count = prepared.restricted,
+            "outbox files were readable by other users; restricted them to the owner"
+        );
+    }
+    Ok(())
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

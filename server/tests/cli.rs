@@ -153,6 +153,79 @@ fn serve_refuses_plain_http_on_a_public_address() -> TestResult {
     Ok(())
 }
 
+/// Proof: the file outbox, which keeps link secrets and codes in clear, refuses a public base
+/// URL unless allowed, is announced as development-only, and a restart after a crash removes
+/// the temporary files of cut-off writes and restricts what an older version left readable.
+#[test]
+fn serve_keeps_the_file_outbox_local_and_private() -> TestResult {
+    let tmp = tempfile::tempdir()?;
+    let mut child = sealpost(&tmp.path().join("data"))
+        .arg("serve")
+        .env("SEALPOST_HTTP_ADDR", "127.0.0.1:0")
+        .env("SEALPOST_SMTP_ADDR", "127.0.0.1:0")
+        .env("SEALPOST_BASE_URL", "https://pickup.example.org")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()?;
+    // Until it exits, or says it listens: a server that started is stopped, not waited for.
+    let stdout = std::io::BufReader::new(child.stdout.take().ok_or("stdout")?);
+    let listening = std::io::BufRead::lines(stdout)
+        .map_while(Result::ok)
+        .any(|line| line.starts_with("listening"));
+    if listening {
+        child.kill()?;
+    }
+    let out = child.wait_with_output()?;
+    assert!(
+        !listening,
+        "serve started with the file outbox and a public base URL"
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = text(&out.stderr);
+    for needle in [
+        "refusing the file outbox with base_url https://pickup.example.org",
+        "SEALPOST_OUTBOUND=smtp://",
+        "SEALPOST_OUTBOUND_FILE_ALLOW_PUBLIC=true",
+    ] {
+        assert!(stderr.contains(needle), "{stderr}");
+    }
+
+    let mut app = AppBuilder::default()
+        .env("SEALPOST_BASE_URL", "https://pickup.example.org")
+        .env("SEALPOST_OUTBOUND_FILE_ALLOW_PUBLIC", "true")
+        .spawn();
+    let log = app.log();
+    assert!(
+        log.contains("outbound = file, for development only"),
+        "no warning: {log}"
+    );
+    app.kill();
+    let outbox = app.data_dir.join("outbox");
+    let cut_off = outbox.join(".0190b0d4-0000-7000-8000-000000000000.tmp");
+    std::fs::write(&cut_off, "half a mail with a link secret")?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&outbox, std::fs::Permissions::from_mode(0o755))?;
+    }
+    app.restart();
+    assert!(!cut_off.exists(), "a cut-off write is removed at start");
+    assert!(
+        app.log()
+            .contains("removed outbox files whose writing was cut off"),
+        "{}",
+        app.log()
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&outbox)?.permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700, "outbox restricted to its owner");
+    }
+    Ok(())
+}
+
 #[test]
 fn invalid_config_fails_fast() -> TestResult {
     let tmp = tempfile::tempdir()?;

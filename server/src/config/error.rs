@@ -11,6 +11,7 @@ use std::path::PathBuf;
 
 use figment::error::{Actual, Kind};
 use figment::{Figment, Metadata, Source};
+use ipnet::IpNet;
 
 use super::Config;
 
@@ -113,6 +114,21 @@ fn what(actual: &Actual) -> &'static str {
     }
 }
 
+/// The broadest IPv4 network a list of trusted clients may hold without an acknowledgement.
+const WIDEST_V4: u8 = 8;
+/// The broadest IPv6 network (a large site's allocation) likewise.
+const WIDEST_V6: u8 = 32;
+
+/// Whether `net` is broader than [`WIDEST_V4`] or [`WIDEST_V6`] (`0.0.0.0/0`, `::/0`, ...).
+/// Clients are matched by their canonical address, so an IPv4-mapped IPv6 network matches no
+/// one and needs no special case.
+fn is_wide(net: &IpNet) -> bool {
+    match net {
+        IpNet::V4(net) => net.prefix_len() < WIDEST_V4,
+        IpNet::V6(net) => net.prefix_len() < WIDEST_V6,
+    }
+}
+
 /// The checks' view of the figment a [`Config`] came from: which settings were set, and where.
 pub(super) struct Checks<'a> {
     figment: &'a Figment,
@@ -148,6 +164,35 @@ impl<'a> Checks<'a> {
             return Err(self.invalid(key, "must be at least 1"));
         }
         Ok(())
+    }
+
+    /// Every network of `key` is at most as broad as a /8 (IPv4) or /32 (IPv6), unless
+    /// `allow_key` (`allowed`) acknowledges wider ones. `risk` says what a client in such a
+    /// network could do, for the error.
+    pub(super) fn narrow_networks(
+        &self,
+        (key, networks): (&str, &[IpNet]),
+        (allow_key, allowed): (&str, bool),
+        risk: &str,
+    ) -> Result<(), ConfigError> {
+        if allowed {
+            return Ok(());
+        }
+        let Some(wide) = networks.iter().find(|net| is_wide(net)) else {
+            return Ok(());
+        };
+        let widest = match wide {
+            IpNet::V4(_) => WIDEST_V4,
+            IpNet::V6(_) => WIDEST_V6,
+        };
+        Err(self.invalid(
+            key,
+            format!(
+                "{wide} is broader than a /{widest}: {risk}; list only the hosts or networks \
+                 meant, or set {allow_key} = true ({}=true) to accept it",
+                super::env_name(allow_key)
+            ),
+        ))
     }
 
     /// Two settings that are set together or not at all, such as a certificate and its key.

@@ -54,6 +54,20 @@ impl BaseUrl {
         }
     }
 
+    /// Whether links lead to this machine only: `localhost` (or a name under it, RFC 6761
+    /// section 6.3) or a loopback address.
+    pub fn is_loopback(&self) -> bool {
+        match self.url.host() {
+            Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+            Some(url::Host::Ipv6(ip)) => ip.to_canonical().is_loopback(),
+            Some(url::Host::Domain(name)) => {
+                let name = name.trim_end_matches('.').to_ascii_lowercase();
+                name == "localhost" || name.ends_with(".localhost")
+            }
+            None => false,
+        }
+    }
+
     /// The value before [`check`] fills in the default that follows `http_addr`.
     pub(super) fn unset() -> Self {
         match Self::parse("http://127.0.0.1:8080") {
@@ -97,6 +111,15 @@ pub(super) fn check(
     checks.together(
         ("tls_cert", config.tls_cert.is_some()),
         ("tls_key", config.tls_key.is_some()),
+    )?;
+    checks.narrow_networks(
+        ("trusted_proxies", &config.trusted_proxies),
+        (
+            "trusted_proxies_allow_wide",
+            config.trusted_proxies_allow_wide,
+        ),
+        "every client in it could choose the IP address the audit log and the per-client \
+         limits see, with X-Forwarded-For, and reach plain HTTP",
     )?;
     if !checks.is_set("base_url") {
         let addr = config.http_addr;

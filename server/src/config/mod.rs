@@ -8,9 +8,12 @@
 //!
 //! [`Config`] is where a setting is declared: its field, with the doc comment that is also its
 //! row in `docs/CONFIG.md` (`docs.rs`) and its default beside it. A setting's checks live in its
-//! section's module (`storage.rs`, `http.rs`, `limits.rs`, `smtp.rs`); values are extracted once
-//! and checked once, and an error names the setting and where it was set (`error.rs`). Unknown TOML
-//! keys and unknown `SEALPOST_*` variables are returned as warnings (logged once logging is up).
+//! section's module (`storage.rs`, `http.rs`, `limits.rs`, `outbound.rs`, `smtp.rs`); values
+//! are extracted once and checked once, and an error names the setting and where it was set
+//! (`error.rs`). Unknown TOML keys and unknown `SEALPOST_*` variables are returned as warnings
+//! (logged once logging is up). A setting that would open Sealpost to everyone (a network as
+//! wide as the Internet where a few hosts are meant) is refused unless a second setting
+//! acknowledges it.
 //!
 //! Secrets (`server_key`, the outbound relay password, the database URL which may carry a
 //! password) are [`SecretString`]s, so `Debug` never prints them, and they serialize redacted.
@@ -92,6 +95,15 @@ pub struct Config {
     /// percent-encoded. Secret: it may carry a password.
     #[serde(default)]
     pub outbound: Outbound,
+    /// Let `outbound = file` serve a `base_url` that is not loopback. The outbox keeps every
+    /// link secret and one-time code in clear on disk, so it is for development; without this,
+    /// `serve` refuses to start with a public `base_url` and the file outbox.
+    #[serde(default)]
+    pub outbound_file_allow_public: bool,
+    /// Hours an outbox `.eml` file (`outbound = file`) is kept before the periodic jobs delete
+    /// it; each one holds a link secret or a one-time code.
+    #[serde_inline_default(24)]
+    pub outbound_file_retention_hours: u32,
     /// Log line format: `text`, or `json` (one object per line, for log shippers).
     #[serde(default)]
     pub log_format: LogFormat,
@@ -115,6 +127,11 @@ pub struct Config {
     /// Non-empty also allows plain HTTP on a non-loopback address (the proxy terminates TLS).
     #[serde(default, deserialize_with = "values::networks")]
     pub trusted_proxies: Vec<IpNet>,
+    /// Accept `trusted_proxies` entries broader than a /8 (IPv4) or /32 (IPv6), such as
+    /// `0.0.0.0/0`; every client in them can then choose the IP address the audit log and the
+    /// per-client limits see, with `X-Forwarded-For`.
+    #[serde(default)]
+    pub trusted_proxies_allow_wide: bool,
     /// PEM certificate chain for HTTPS (and STARTTLS); set together with `tls_key`. Needed to
     /// serve on a non-loopback address without a trusted proxy.
     pub tls_cert: Option<PathBuf>,
@@ -169,6 +186,11 @@ pub struct Config {
     /// IPs or CIDRs of clients allowed to submit over SMTP without AUTH (TLS still required).
     #[serde(default, deserialize_with = "values::networks")]
     pub smtp_allowed_networks: Vec<IpNet>,
+    /// Accept `smtp_allowed_networks` entries broader than a /8 (IPv4) or /32 (IPv6), such as
+    /// `0.0.0.0/0`; every client in them can then have Sealpost mail notifications without
+    /// AUTH (an open notification relay).
+    #[serde(default)]
+    pub smtp_allow_wide_networks: bool,
     /// Envelope sender domains accepted over SMTP, matched without case (empty: any).
     #[serde(default, deserialize_with = "smtp::domains")]
     pub smtp_allowed_sender_domains: Vec<String>,
@@ -249,6 +271,7 @@ impl Config {
         storage::check(&mut config, &checks)?;
         http::check(&mut config, &checks, &mut warnings)?;
         limits::check(&config, &checks)?;
+        outbound::check(&config, &checks)?;
         smtp::check(&config, &checks)?;
         throttle::check(&config, &checks)?;
         Ok((config, warnings))

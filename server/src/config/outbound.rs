@@ -1,9 +1,20 @@
-//! Where outbound mail (notifications, codes, replies) goes.
+//! Where outbound mail (notifications, codes, replies) goes, and the file outbox's settings.
 
 use percent_encoding::percent_decode_str;
 use secrecy::SecretString;
 use serde::{Deserialize, Deserializer, Serialize, Serializer, de};
 use url::{Host, Url};
+
+use super::error::Checks;
+use super::{Config, ConfigError};
+
+/// Check the outbound mail settings.
+pub(super) fn check(config: &Config, checks: &Checks) -> Result<(), ConfigError> {
+    checks.positive(
+        "outbound_file_retention_hours",
+        config.outbound_file_retention_hours.into(),
+    )
+}
 
 /// Where outbound mail goes.
 #[derive(Debug, Clone, Default)]

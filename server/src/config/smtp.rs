@@ -16,6 +16,12 @@ pub(super) fn check(config: &Config, checks: &Checks) -> Result<(), ConfigError>
         "smtp_max_sessions_per_ip",
         config.smtp_max_sessions_per_ip.into(),
     )?;
+    checks.narrow_networks(
+        ("smtp_allowed_networks", &config.smtp_allowed_networks),
+        ("smtp_allow_wide_networks", config.smtp_allow_wide_networks),
+        "every client in it could have Sealpost mail notifications without AUTH (an open \
+         notification relay)",
+    )?;
     if config.smtp_data_memory_bytes < config.max_message_bytes {
         // Otherwise a message of the maximum size could never be accepted, only deferred.
         return Err(checks.invalid(

@@ -1,5 +1,6 @@
 //! Background maintenance: expiry and crypto-shredding of finished messages, session cleanup,
-//! and the counted-refusal events of `crate::throttle`.
+//! old mails of the development outbox, and the counted-refusal events of
+//! `crate::throttle`.
 //!
 //! Jobs are plain async functions so the CLI (`sealpost purge`) and the periodic task in
 //! `serve` run the same code. Each message is shredded in its own short `BEGIN IMMEDIATE`
@@ -11,8 +12,11 @@ use std::time::Duration;
 
 use serde_json::json;
 
+use crate::app::AppState;
 use crate::audit::{self, Action, Event, actor};
 use crate::clock::now_ms;
+use crate::config::{Config, Outbound};
+use crate::notify::outbox;
 use crate::store::purge::{self, PurgeReason};
 use crate::store::sessions::SqliteSessionStore;
 use crate::store::{Result, Store};
@@ -30,7 +34,8 @@ pub struct PurgeReport {
 const BATCH: i64 = 100;
 
 /// Shred every message past `expires_at` (auditing `expired` then `purged`) and every revoked
-/// message not yet shredded (auditing `purged`). Safe to run concurrently with itself.
+/// message not yet shredded (auditing `purged`), then checkpoint the WAL so that no copy of
+/// what was shredded stays on disk. Safe to run concurrently with itself.
 pub async fn purge_expired(store: &Store) -> Result<PurgeReport> {
     let mut report = PurgeReport::default();
     loop {
@@ -40,7 +45,7 @@ pub async fn purge_expired(store: &Store) -> Result<PurgeReport> {
             purge::due(&mut conn, now, BATCH).await?
         };
         if due.is_empty() {
-            return Ok(report);
+            break;
         }
         let mut progressed = false;
         for item in due {
@@ -73,8 +78,54 @@ pub async fn purge_expired(store: &Store) -> Result<PurgeReport> {
             tx.commit().await?;
         }
         if !progressed {
-            return Ok(report);
+            break;
         }
+    }
+    // Also after a run that shredded nothing: a checkpoint that an earlier shredding could not
+    // finish is tried again.
+    let mut conn = store.acquire().await?;
+    if !purge::checkpoint(&mut conn).await? {
+        tracing::warn!("the WAL could not be checkpointed after shredding; trying again later");
+    }
+    Ok(report)
+}
+
+/// Delete outbox mails older than `outbound_file_retention_hours` (with `outbound = file`;
+/// otherwise there is no outbox). Returns how many.
+pub async fn prune_outbox(config: &Config) -> std::io::Result<u64> {
+    if !matches!(config.outbound, Outbound::File) {
+        return Ok(0);
+    }
+    let dir = config.outbox_dir();
+    let keep = Duration::from_secs(u64::from(config.outbound_file_retention_hours) * 3600);
+    tokio::task::spawn_blocking(move || outbox::prune(&dir, keep))
+        .await
+        .map_err(std::io::Error::other)?
+}
+
+/// One round of every periodic job: purge, stale uploads, expired sessions, old outbox
+/// mails. Errors are logged; the next round tries again.
+pub async fn run_once(app: &AppState) {
+    let store = &app.store;
+    match purge_expired(store).await {
+        Ok(r) if r.expired + r.revoked > 0 => {
+            tracing::info!(expired = r.expired, revoked = r.revoked, "purged messages");
+        }
+        Ok(_) => {}
+        Err(e) => tracing::error!(error = %e, cause = ?e, "purge failed"),
+    }
+    match crate::messages::cleanup_stale(store, crate::messages::STALE_AFTER_MS).await {
+        Ok(0) => {}
+        Ok(n) => tracing::warn!(count = n, "removed messages whose upload never finished"),
+        Err(e) => tracing::error!(error = %e, "cleanup of unfinished messages failed"),
+    }
+    if let Err(e) = SqliteSessionStore::new(store).delete_expired_count().await {
+        tracing::error!(error = %e, "session cleanup failed");
+    }
+    match prune_outbox(&app.config).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(count = n, "deleted old mails from the outbox"),
+        Err(e) => tracing::error!(error = %e, "outbox cleanup failed"),
     }
 }
 
@@ -105,36 +156,23 @@ pub async fn run_refusal_flush(store: Store, throttle: Arc<Throttle>) {
     }
 }
 
-/// Run purge and session cleanup every `every` until the task is dropped. Errors are logged
-/// and retried on the next tick.
-pub async fn run_periodic(store: Store, every: Duration) {
-    let sessions = SqliteSessionStore::new(&store);
+/// Run [`run_once`] now and then every `every`, until the task is dropped.
+pub async fn run_periodic(app: AppState, every: Duration) {
     let mut ticker = tokio::time::interval(every);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticker.tick().await;
-        match purge_expired(&store).await {
-            Ok(r) if r.expired + r.revoked > 0 => {
-                tracing::info!(expired = r.expired, revoked = r.revoked, "purged messages");
-            }
-            Ok(_) => {}
-            Err(e) => tracing::error!(error = %e, cause = ?e, "purge failed"),
-        }
-        match crate::messages::cleanup_stale(&store, crate::messages::STALE_AFTER_MS).await {
-            Ok(0) => {}
-            Ok(n) => tracing::warn!(count = n, "removed messages whose upload never finished"),
-            Err(e) => tracing::error!(error = %e, "cleanup of unfinished messages failed"),
-        }
-        if let Err(e) = sessions.delete_expired_count().await {
-            tracing::error!(error = %e, "session cleanup failed");
-        }
+        run_once(&app).await;
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::testing::{audit_rows, chunks_of, exec, temp_store, wrapped_dek};
+    use crate::store::testing::{
+        audit_rows, chunks_of, exec, files_holding, temp_store, wrapped_dek,
+    };
+    use crate::testing::{SENDER, TestApp};
 
     const OLD: &str = "00000000-0000-7000-8000-00000000001a";
     const REV: &str = "00000000-0000-7000-8000-00000000002b";
@@ -192,6 +230,79 @@ mod tests {
             ]
         );
         assert!(audit::verify(&store).await?.ok());
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn purging_leaves_no_copy_on_disk() -> Result<()> {
+        let (store, dir) = temp_store().await?;
+        let key = b"wrapped-key-canary-0123456789abcdef-0123456789abcdef";
+        let chunk = b"ciphertext-canary-0123456789abcdef-0123456789abcdef";
+        exec(
+            &store,
+            &format!(
+                "INSERT INTO messages (id, sender_address, source, created_at, expires_at) \
+                 VALUES ('{OLD}', 'a@x', 'api', 0, 1); \
+                 INSERT INTO parts (message_id, part_no, header, plain_len) \
+                 VALUES ('{OLD}', 0, x'0000000000000000', 3); \
+                 INSERT INTO chunks (message_id, part_no, seq, bytes) \
+                 VALUES ('{OLD}', 0, 0, x'{}'); \
+                 INSERT INTO recipients (id, message_id, address, pickup_id, wrapped_dek) \
+                 VALUES ('r-old', '{OLD}', 'b@x', 'AAAAAAAAAAAAAAAAAAAAAA', x'{}');",
+                hex::encode(chunk),
+                hex::encode(key),
+                OLD = OLD,
+            ),
+        )
+        .await?;
+        let db = dir.path().join("test.db");
+        assert!(!files_holding(&db, key)?.is_empty());
+        assert!(!files_holding(&db, chunk)?.is_empty());
+        assert_eq!(purge_expired(&store).await?.expired, 1);
+        assert_eq!(files_holding(&db, key)?, Vec::<String>::new());
+        assert_eq!(files_holding(&db, chunk)?, Vec::<String>::new());
+        Ok(())
+    }
+
+    /// Backdate the outbox mail at `path` by `hours`.
+    fn age(path: &std::path::Path, hours: u64) -> std::io::Result<()> {
+        let then = std::time::SystemTime::now() - Duration::from_secs(hours * 3600);
+        std::fs::File::options()
+            .write(true)
+            .open(path)?
+            .set_modified(then)
+    }
+
+    #[tokio::test]
+    async fn old_outbox_mails_are_deleted_by_the_periodic_jobs() -> anyhow::Result<()> {
+        let t = TestApp::new().await?;
+        let sender = t.add_sender(SENDER).await?;
+        t.submit(&sender, &["old@example.org"], "hello", None)
+            .await?;
+        t.submit(&sender, &["new@example.org"], "hello", None)
+            .await?;
+        let mails = t.outbox()?;
+        assert_eq!(mails.len(), 2);
+        age(&mails[0].path, 25)?;
+        age(&mails[1].path, 23)?;
+        run_once(t.state()).await;
+        let left: Vec<String> = t.outbox()?.into_iter().map(|m| m.to).collect();
+        assert_eq!(left, ["new@example.org"], "24 hours by default");
+
+        let t = TestApp::builder()
+            .set("outbound_file_retention_hours", 48)
+            .build()
+            .await?;
+        let sender = t.add_sender(SENDER).await?;
+        t.submit(&sender, &["old@example.org"], "hello", None)
+            .await?;
+        age(&t.outbox()?[0].path, 25)?;
+        run_once(t.state()).await;
+        assert_eq!(
+            t.outbox()?.len(),
+            1,
+            "kept for outbound_file_retention_hours"
+        );
         Ok(())
     }
 }

@@ -9,6 +9,7 @@ use uuid::Uuid;
 
 use super::header::PartEntry;
 use super::policy::{Limits, Refusal};
+use super::sender::clean_display_name;
 use super::{EmailAddress, PartKind, SubmitError};
 use crate::app::AppState;
 use crate::clock::{UnixMillis, now_ms};
@@ -26,7 +27,10 @@ pub const STALE_AFTER_MS: i64 = 60 * 60 * 1000;
 #[derive(Debug, Clone)]
 pub struct Sender {
     pub user_id: Option<Uuid>,
+    /// What Sealpost checked: the staff user's address, or the SMTP envelope sender.
     pub address: String,
+    /// Taken from the message, unchecked; [`Draft::begin`] cleans it
+    /// ([`super::clean_display_name`]).
     pub display_name: Option<String>,
 }
 
@@ -118,7 +122,8 @@ impl Draft {
     /// Start receiving a message from `source`, under that source's [`Limits`]. Nothing is
     /// written until the first batch of ciphertext (or the commit), which also writes the
     /// invisible message row.
-    pub fn begin(app: &AppState, sender: Sender, source: Source) -> Self {
+    pub fn begin(app: &AppState, mut sender: Sender, source: Source) -> Self {
+        sender.display_name = sender.display_name.as_deref().and_then(clean_display_name);
         Self {
             app: app.clone(),
             id: MessageId::generate(),

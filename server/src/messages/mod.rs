@@ -127,7 +127,7 @@ pub use pickup::{
     CodeSent, Landing, Opened, Verified, landing, open, open_attachment, request_code, verify_code,
 };
 pub use policy::{Limits, Refusal, declared_content_type};
-pub use sender::{RecipientView, SenderView, revoke, sender_view};
+pub use sender::{RecipientView, SenderView, clean_display_name, revoke, sender_view};
 
 use crate::audit::Event;
 use crate::store::StoreError;

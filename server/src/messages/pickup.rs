@@ -394,7 +394,10 @@ pub async fn open(
     Ok(Opened {
         attachments: header.attachments(),
         subject: header.subject,
-        sender_name: header.sender_name,
+        sender_name: header
+            .sender_name
+            .as_deref()
+            .and_then(super::clean_display_name),
         sender_address: row.sender_address,
         sent_at: time_of(row.created_at),
         expires_at: time_of(row.expires_at),

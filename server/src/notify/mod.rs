@@ -6,9 +6,9 @@
 //!
 //! Link secrets and codes appear only inside the mail handed to the transport: never in a log
 //! line, an error or a `Debug` output (invariant 2). Relays are reached over TLS, verified,
-//! except on loopback (invariant 5).
+//! except on loopback (invariant 5). The file transport, for development, keeps them on disk
+//! in a private outbox for a bounded time (`outbox.rs`).
 
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -25,6 +25,7 @@ use zeroize::Zeroizing;
 use crate::config::{Config, Outbound};
 use relay::{Relay, RelayTls};
 
+pub mod outbox;
 mod relay;
 
 /// Why a mail was not sent. The text never contains a secret.
@@ -303,7 +304,7 @@ impl Mailer {
             Transport::File(dir) => {
                 let bytes = Zeroizing::new(message.formatted());
                 let dir = dir.clone();
-                tokio::task::spawn_blocking(move || write_durably(&dir, &bytes))
+                tokio::task::spawn_blocking(move || outbox::write(&dir, &bytes))
                     .await
                     .map_err(|e| NotifyError::Transport {
                         message: e.to_string(),
@@ -320,20 +321,6 @@ impl Mailer {
             }
         }
     }
-}
-
-/// Write `bytes` as a new `<uuid>.eml` in `dir`: to a temporary name, fsync, rename, fsync the
-/// directory, so the file is either complete or absent after a crash.
-fn write_durably(dir: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    std::fs::create_dir_all(dir)?;
-    let id = uuid::Uuid::now_v7();
-    let tmp = dir.join(format!(".{id}.tmp"));
-    let mut file = std::fs::File::create(&tmp)?;
-    file.write_all(bytes)?;
-    file.sync_all()?;
-    drop(file);
-    std::fs::rename(&tmp, dir.join(format!("{id}.eml")))?;
-    std::fs::File::open(dir)?.sync_all()
 }
 
 #[cfg(test)]

@@ -253,3 +253,130 @@ fn sender_domain_is_the_base_url_host() {
         assert_eq!(mailer.0.from.email.to_string(), address, "{base_url}");
     }
 }
+
+#[cfg(unix)]
+fn mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path)
+        .map(|m| m.permissions().mode() & 0o777)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn outbox_mails_and_their_directory_are_private() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let outbox = dir.path().join("outbox");
+    let mailer = Mailer::new(&Outbound::File, &outbox, "sealpost@localhost").expect("mailer");
+    mailer
+        .send_notification(&notification("bob@example.org"))
+        .await
+        .expect("sent");
+    assert_eq!(mode(&outbox), 0o700);
+    assert_eq!(mode(&only_mail(&outbox).path), 0o600);
+}
+
+#[cfg(unix)]
+#[test]
+fn preparing_the_outbox_removes_cut_off_writes_and_restricts_old_files() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let outbox = dir.path().join("outbox");
+    let set_mode = |path: &Path, mode: u32| {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod");
+    };
+    std::fs::create_dir(&outbox).expect("outbox");
+    set_mode(&outbox, 0o755);
+    let old = outbox.join("0190b0d4-0000-7000-8000-000000000000.eml");
+    std::fs::write(&old, "To: bob@example.org\r\n\r\nold mail\r\n").expect("old mail");
+    set_mode(&old, 0o644);
+    for name in [
+        ".0190b0d4-0000-7000-8000-000000000001.tmp",
+        ".0190b0d4-0000-7000-8000-000000000002.tmp",
+    ] {
+        std::fs::write(outbox.join(name), "half a mail").expect("temporary file");
+    }
+    let other = outbox.join("README");
+    std::fs::write(&other, "not a mail").expect("other file");
+    set_mode(&other, 0o644);
+
+    let prepared = outbox::prepare(&outbox).expect("prepared");
+    assert_eq!(
+        prepared,
+        outbox::Prepared {
+            removed_temporary: 2,
+            restricted: 2
+        }
+    );
+    let mut left: Vec<_> = std::fs::read_dir(&outbox)
+        .expect("outbox")
+        .filter_map(Result::ok)
+        .map(|e| e.file_name())
+        .collect();
+    left.sort();
+    assert_eq!(
+        left,
+        [
+            old.file_name().expect("name"),
+            other.file_name().expect("name")
+        ]
+    );
+    assert_eq!(
+        (mode(&outbox), mode(&old), mode(&other)),
+        (0o700, 0o600, 0o644)
+    );
+    // A second start finds nothing to do; a missing outbox is created private.
+    assert_eq!(
+        outbox::prepare(&outbox).expect("again"),
+        outbox::Prepared::default()
+    );
+    let fresh = dir.path().join("fresh/outbox");
+    assert_eq!(
+        outbox::prepare(&fresh).expect("fresh"),
+        outbox::Prepared::default()
+    );
+    assert_eq!(mode(&fresh), 0o700);
+}
+
+#[test]
+fn the_file_outbox_serves_only_loopback_base_urls_unless_allowed() {
+    let check = |settings: &[(&str, &str)]| {
+        let mut builder = TestApp::builder();
+        for (key, value) in settings {
+            builder = builder.set(key, value);
+        }
+        let (_dir, config) = builder.config().expect("config");
+        outbox::check_policy(&config)
+    };
+    assert!(check(&[]).is_ok(), "the default base URL is loopback");
+    assert!(check(&[("base_url", "http://localhost:8080")]).is_ok());
+    let error = check(&[("base_url", "https://pickup.example.org")])
+        .expect_err("refused")
+        .to_string();
+    for needle in [
+        "https://pickup.example.org",
+        "SEALPOST_OUTBOUND=smtp://",
+        "outbound_file_allow_public = true",
+        "SEALPOST_OUTBOUND_FILE_ALLOW_PUBLIC=true",
+    ] {
+        assert!(error.contains(needle), "{error}");
+    }
+    assert!(
+        check(&[("base_url", "http://0.0.0.0:8080")]).is_err(),
+        "every address is not loopback"
+    );
+    assert!(
+        check(&[
+            ("base_url", "https://pickup.example.org"),
+            ("outbound_file_allow_public", "true"),
+        ])
+        .is_ok()
+    );
+    assert!(
+        check(&[
+            ("base_url", "https://pickup.example.org"),
+            ("outbound", "smtp://relay.example.org"),
+        ])
+        .is_ok()
+    );
+}

@@ -261,11 +261,14 @@ impl Store {
         let name = file.to_string_lossy();
         let db = (!name.is_empty() && name != ":memory:").then(|| file.to_owned());
         // NORMAL: commits do not sync; `WriteTx::commit` syncs the WAL (group commit).
+        // secure_delete: deleted rows (shredded keys and ciphertext) are overwritten with zeros
+        // in their pages, and freed pages too, instead of lingering in free space.
         let options = options
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
+            .pragma("secure_delete", "on")
             .busy_timeout(Duration::from_secs(5));
         let pool = SqlitePoolOptions::new()
             .max_connections(8)

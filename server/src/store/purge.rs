@@ -4,6 +4,12 @@
 //! wrapped DEK and passphrase salt, then stamps `messages.purged_at`. Metadata (addresses,
 //! sizes, times) stays for the audit trail. With the wrapped DEKs gone, no key material that
 //! could open the message remains anywhere, even in backups taken afterwards.
+//!
+//! Deleted is not yet gone from the disk: SQLite keeps old page versions in the WAL until a
+//! checkpoint, and deleted cells in free space. Connections run with `secure_delete` (see
+//! [`super::Store`]), so the pages a shredding writes hold zeros where the rows were, and
+//! [`checkpoint`], run once the shredding committed, copies them into the database file and
+//! truncates the WAL.
 
 use super::{Result, SqliteConnection};
 use crate::clock::UnixMillis;
@@ -86,4 +92,17 @@ pub async fn shred(
     .execute(&mut *conn)
     .await?;
     Ok(true)
+}
+
+/// Copy every page in the WAL into the database file and truncate the WAL to nothing
+/// (`PRAGMA wal_checkpoint(TRUNCATE)`), so that no older version of a shredded page remains.
+/// Call it on a connection outside any transaction, after the shredding committed. It waits
+/// (up to the busy timeout) for readers and the writer to finish; returns `false` if they did
+/// not, and the WAL then still holds frames until the next checkpoint.
+pub async fn checkpoint(conn: &mut SqliteConnection) -> Result<bool> {
+    let (busy, _frames, _copied): (i64, i64, i64) =
+        sqlx::query_as("PRAGMA wal_checkpoint(TRUNCATE)")
+            .fetch_one(&mut *conn)
+            .await?;
+    Ok(busy == 0)
 }

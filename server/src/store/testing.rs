@@ -204,3 +204,45 @@ pub(crate) async fn failures(store: &Store, pickup_id: &str) -> Result<(i64, boo
             .await?;
     Ok((failed, locked.is_some()))
 }
+
+/// The wrapped data key of the recipient with `pickup_id` (`None` once shredded).
+pub(crate) async fn wrapped_dek_of(store: &Store, pickup_id: &str) -> Result<Option<Vec<u8>>> {
+    let mut conn = store.acquire().await?;
+    Ok(
+        sqlx::query_scalar("SELECT wrapped_dek FROM recipients WHERE pickup_id = ?")
+            .bind(pickup_id)
+            .fetch_one(&mut *conn)
+            .await?,
+    )
+}
+
+/// The bytes of the first ciphertext chunk of part `part_no` of `message_id`.
+pub(crate) async fn chunk_bytes(store: &Store, message_id: &str, part_no: u32) -> Result<Vec<u8>> {
+    let mut conn = store.acquire().await?;
+    Ok(sqlx::query_scalar(
+        "SELECT bytes FROM chunks WHERE message_id = ? AND part_no = ? ORDER BY seq LIMIT 1",
+    )
+    .bind(message_id)
+    .bind(part_no)
+    .fetch_one(&mut *conn)
+    .await?)
+}
+
+/// Which of the SQLite database `db`'s files (the database, its WAL, shared-memory index and
+/// rollback journal) hold `needle` anywhere, free pages and old WAL frames included.
+pub(crate) fn files_holding(db: &std::path::Path, needle: &[u8]) -> Result<Vec<String>> {
+    let mut found = Vec::new();
+    for suffix in ["", "-wal", "-shm", "-journal"] {
+        let mut name = db.as_os_str().to_owned();
+        name.push(suffix);
+        let bytes = match std::fs::read(&name) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(StoreError::Sqlx(sqlx::Error::Io(e))),
+        };
+        if !needle.is_empty() && bytes.windows(needle.len()).any(|w| w == needle) {
+            found.push(name.to_string_lossy().into_owned());
+        }
+    }
+    Ok(found)
+}

@@ -6,6 +6,7 @@ use super::*;
 
 mod invalid;
 mod outbound;
+mod risky;
 
 fn load(file: Option<&str>, env: &[(&str, &str)]) -> Result<(Config, Vec<String>), ConfigError> {
     Config::from_sources(

@@ -1,8 +1,10 @@
-//! `outbound` is parsed as a URL; these are the shapes the hand-written parser took.
+//! `outbound` is parsed as a URL; these are the shapes the hand-written parser took. And the
+//! file outbox's settings, and which base URLs are loopback for it.
 
 use secrecy::ExposeSecret;
 
 use super::super::Outbound;
+use super::{load, rejected};
 
 fn smtp(text: &str) -> (bool, String, u16, Option<String>, Option<String>) {
     match Outbound::parse(text) {
@@ -82,4 +84,38 @@ fn bad_shapes_are_refused() {
     ] {
         assert!(Outbound::parse(bad).is_err(), "{bad} accepted");
     }
+}
+
+#[test]
+fn outbox_retention_is_at_least_an_hour() -> Result<(), super::ConfigError> {
+    rejected(
+        None,
+        &[("SEALPOST_OUTBOUND_FILE_RETENTION_HOURS", "0")],
+        "SEALPOST_OUTBOUND_FILE_RETENTION_HOURS",
+    );
+    let (config, _) = load(None, &[])?;
+    assert_eq!(config.outbound_file_retention_hours, 24);
+    assert!(!config.outbound_file_allow_public);
+    Ok(())
+}
+
+#[test]
+fn base_urls_on_this_machine_are_loopback() -> Result<(), String> {
+    for (url, loopback) in [
+        ("http://127.0.0.1:8080", true),
+        ("http://127.0.0.2:8080/x", true),
+        ("http://[::1]:8080", true),
+        ("http://[::ffff:127.0.0.1]:8080", true),
+        ("http://localhost:8080", true),
+        ("http://LOCALHOST.:8080", true),
+        ("http://dev.localhost", true),
+        ("http://0.0.0.0:8080", false),
+        ("http://[::]:8080", false),
+        ("http://10.0.0.1", false),
+        ("https://pickup.example.org", false),
+        ("https://localhost.example.org", false),
+    ] {
+        assert_eq!(super::BaseUrl::parse(url)?.is_loopback(), loopback, "{url}");
+    }
+    Ok(())
 }
