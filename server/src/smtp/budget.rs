@@ -2,6 +2,12 @@
 //! the middle of a transfer holds its message in memory; the budget caps what all of them hold
 //! together (`smtp_data_memory_bytes`), so a crowd of large transfers defers some (`452 4.3.1`,
 //! the MTA retries) instead of growing the process without bound.
+//!
+//! What is counted is what is held, not the message's size: the receive buffer's capacity
+//! (grown in doubling steps that are reserved before they are allocated), and while the message
+//! is parsed and stored, its size once more for the decoded parts (transfer decoding never
+//! makes a part larger than its encoded form). Encryption streams the parts in batches of about
+//! 1 MiB, which the budget's margin covers.
 
 use std::sync::Arc;
 

@@ -163,9 +163,13 @@ impl std::fmt::Debug for WriteTx {
     }
 }
 
-/// How long [`Store::begin_write`] waits for its turn before giving up, like SQLite's busy
-/// timeout for other processes.
-const WRITE_TURN_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long [`Store::begin_write`] waits for its turn before giving up. Turns are taken in
+/// arrival order, so a writer waits only for those ahead of it: under a crowd of large
+/// messages (every 1 MiB batch is a turn) that can be many seconds, and a short limit refused
+/// messages that were merely queued (`451` for 11 of 20 concurrent 50 MB messages at 5 s). The
+/// limit is there for a writer that hangs, not for a queue; SMTP clients wait up to ten
+/// minutes for the reply to DATA (RFC 5321 4.5.3.2.6).
+const WRITE_TURN_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Errors from the store. Constraint violations are recognisable with
 /// [`StoreError::is_unique_violation`] / [`StoreError::is_constraint_violation`] so the web layer
@@ -296,8 +300,8 @@ impl Store {
     /// back.
     ///
     /// Writers of this process take turns in arrival order; the turn is released when the
-    /// transaction ends. Waiting longer than five seconds for a turn fails like SQLite's busy
-    /// timeout does.
+    /// transaction ends. Waiting longer than two minutes for a turn
+    /// fails.
     pub async fn begin_write(&self) -> Result<WriteTx> {
         let mut writer =
             tokio::time::timeout(WRITE_TURN_TIMEOUT, Arc::clone(&self.writer).lock_owned())

@@ -39,6 +39,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         let Some(tx) = self.st.tx.take() else {
             return Ok(Flow::Continue);
         };
+        // Parsing holds the decoded parts beside the raw message: at most its size again.
+        let body = match body {
+            Body::Message(raw, mut reservation) => {
+                let held = raw.capacity().saturating_add(raw.len());
+                if self.ctx.data_budget.reserve(&mut reservation, held) {
+                    Body::Message(raw, reservation)
+                } else {
+                    Body::NoMemory
+                }
+            }
+            other => other,
+        };
         let (raw, _reservation) = match body {
             Body::Message(raw, reservation) => (raw, reservation),
             Body::NoMemory => {
@@ -121,7 +133,19 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                 too_big = true;
                 raw = Vec::new();
             } else if !too_long && !no_memory {
-                if budget.reserve(&mut reservation, raw.len() + content.len()) {
+                // The budget covers the buffer's capacity, which is what is held: grown here
+                // in doubling steps, never by the allocator behind the budget's back.
+                let needed = raw.len() + content.len();
+                let fits = needed <= raw.capacity() || {
+                    let grown = needed
+                        .max(raw.capacity().saturating_mul(2))
+                        .max(64 * 1024)
+                        .min(usize::try_from(max).unwrap_or(usize::MAX))
+                        .max(needed);
+                    budget.reserve(&mut reservation, grown)
+                        && raw.try_reserve_exact(grown - raw.len()).is_ok()
+                };
+                if fits {
                     raw.extend_from_slice(content);
                 } else {
                     // Read on to the end of the data, keeping nothing, then refuse for now.

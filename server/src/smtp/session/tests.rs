@@ -497,6 +497,36 @@ async fn data_beyond_the_shared_memory_budget_gets_452_then_succeeds() -> TestRe
     Ok(())
 }
 
+/// The budget counts what a transfer really holds (the receive buffer's capacity, then the
+/// decoded parts beside it while it is stored), not the message's size: a 200 KiB message does
+/// not fit a 300 KiB budget (`452`), although its size alone would; a 1 MiB budget lets it
+/// through to the submission, whose own size limit (this instance's small one) then refuses it
+/// with `552`, a refusal that is not about memory.
+#[tokio::test]
+async fn the_memory_budget_counts_what_a_transfer_holds() -> TestResult {
+    let env = env().await?;
+    let body = format!(
+        "Subject: big\r\n\r\n{}.\r\n",
+        "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\r\n".repeat(3_200)
+    );
+    assert!((200 << 10..210 << 10).contains(&body.len()));
+    for (budget, expected) in [(300_u64 << 10, 452), (1 << 20, 552)] {
+        let mut limits = Limits::from_config(&env.config);
+        limits.data_memory_bytes = budget;
+        limits.max_message_bytes = 1 << 20;
+        let ctx = SmtpContext::new(env.app.clone(), env.ctx.tls.clone(), limits);
+        let mut c = Client::authenticated(&ctx).await?;
+        c.cmd("MAIL FROM:<ann@clinic.example>", 250).await?;
+        c.cmd("RCPT TO:<bob@example.net>", 250).await?;
+        c.cmd("DATA", 354).await?;
+        c.send(&body).await?;
+        let (code, text) = c.read_reply().await?;
+        assert_eq!(code, expected, "budget {budget}: {text}");
+    }
+    assert_eq!(env.message_count().await?, 0);
+    Ok(())
+}
+
 #[tokio::test]
 async fn a_too_long_data_line_is_drained_and_refused() -> TestResult {
     let env = env().await?;
