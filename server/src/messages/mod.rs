@@ -111,6 +111,7 @@ mod address;
 mod commit;
 mod draft;
 mod header;
+mod lockout;
 mod pickup;
 mod policy;
 mod sender;
@@ -123,14 +124,18 @@ pub use draft::{
     cleanup_stale,
 };
 pub use header::{AttachmentInfo, PartKind, clean_file_name};
+pub use lockout::{Attempts, Limit, Lock, MAX_WAIT_SECONDS, SLOW_DOWN_AFTER, UnlockBy, unlock};
 pub use pickup::{
     CodeSent, Landing, Opened, Verified, landing, open, open_attachment, request_code, verify_code,
 };
 pub use policy::{Limits, Refusal, declared_content_type};
 pub use sender::{RecipientView, SenderView, clean_display_name, revoke, sender_view};
 
+use time::OffsetDateTime;
+
 use crate::audit::Event;
 use crate::store::StoreError;
+use crate::throttle::RetryAfter;
 
 /// Who is asking, for the audit log.
 #[derive(Debug, Clone, Default)]
@@ -192,16 +197,25 @@ pub enum PickupError {
     Expired,
     #[error("the sender withdrew this message")]
     Revoked,
+    /// Too many failed attempts from all clients together: locked for everyone until a new
+    /// code (after the cool-down), the sender or an admin unlocks it.
     #[error("too many failed attempts: this message is locked")]
-    Locked,
+    Locked(Lock),
+    /// This client made too many failed attempts at this message: it is blocked until
+    /// `until` (other clients are not). Not counted.
+    #[error("too many wrong entries came from your network, so it is blocked from this message until {} (the block lifts by itself)", clock_text(*.until))]
+    Blocked { until: OffsetDateTime },
+    /// This client must wait until `until` before its next attempt counts. Not counted.
+    #[error("you tried again too soon after wrong entries, so this try was not counted; please wait until {}", clock_text(*.until))]
+    SlowDown { until: OffsetDateTime },
     #[error("confirm your email address with a one-time code first")]
     NotVerified,
     #[error("the access code or passphrase is not right")]
-    WrongSecret { remaining: u32 },
+    WrongSecret(Attempts),
     #[error("this message needs the passphrase the sender gave you")]
     PassphraseRequired,
     #[error("the code is not right")]
-    WrongCode { remaining: u32 },
+    WrongCode(Attempts),
     #[error("the code has expired or was already used; ask for a new one")]
     CodeExpired,
     #[error("too many codes requested; wait a few minutes")]
@@ -210,6 +224,35 @@ pub enum PickupError {
     Unavailable(String),
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
+}
+
+impl PickupError {
+    /// How long the client must wait before trying again, for the refusals that say so
+    /// (`Retry-After`).
+    pub fn retry_after(&self) -> Option<RetryAfter> {
+        let until = match self {
+            Self::Blocked { until } | Self::SlowDown { until } => *until,
+            _ => return None,
+        };
+        let wait = until - OffsetDateTime::now_utc();
+        Some(RetryAfter(
+            wait.try_into().unwrap_or(std::time::Duration::ZERO),
+        ))
+    }
+}
+
+/// `12 March 2026, 14:05:09 UTC`: a time to the second, as refusals name it.
+pub fn clock_text(t: OffsetDateTime) -> String {
+    let t = t.to_offset(time::UtcOffset::UTC);
+    format!(
+        "{} {} {}, {:02}:{:02}:{:02} UTC",
+        t.day(),
+        t.month(),
+        t.year(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    )
 }
 
 impl From<StoreError> for PickupError {

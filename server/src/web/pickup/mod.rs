@@ -11,6 +11,7 @@
 //! forms) written back into a `no-store` page. The session holds only the verified recipient
 //! id. Every decision (lockout, counting attempts, auditing) is the domain's.
 
+mod texts;
 mod views;
 
 use crate::ids::{PickupId, RecipientId};
@@ -28,13 +29,13 @@ use tower_sessions::Session;
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
 use self::views::{
-    AttachmentRow, CodePage, LandingPage, MessagePage, Notice, OpenPage, format_size, format_time,
-    sanitize_html,
+    AttachmentRow, CodePage, LandingPage, LockedPage, MessagePage, Notice, OpenPage, format_size,
+    format_time, sanitize_html,
 };
 use super::page::{Layout, PageForm, render};
 use super::{AppError, AppState};
 use crate::audit::{self, Action, actor};
-use crate::messages::{self, PickupError, RequestCtx};
+use crate::messages::{self, Landing, Lock, PickupError, RequestCtx};
 use crate::throttle::{Disposition, Gate, Refused};
 
 /// The pickup routes. Every form post first spends one unit of the client's
@@ -112,6 +113,42 @@ async fn back_to_start(Path(id): Path<String>) -> Result<Redirect, AppError> {
     Ok(Redirect::to(&format!("/p/{id}")))
 }
 
+/// The page of a recipient locked for every client (`423`): when and how it can be unlocked.
+fn locked_page(id: &PickupId, info: &Landing, lock: Lock) -> Response {
+    render(
+        StatusCode::LOCKED,
+        &LockedPage {
+            layout: Layout::pickup(id.as_str()),
+            pickup_id: id.as_str(),
+            sender: &info.sender_address,
+            masked_recipient: &info.masked_recipient,
+            expires: format_time(info.expires_at),
+            code_from: messages::clock_text(lock.code_from),
+            code_now: lock.code_now,
+        },
+    )
+}
+
+/// A domain refusal as a response: a locked recipient gets its own page, everything else
+/// goes to [`AppError`].
+async fn refused(app: &AppState, id: &PickupId, err: PickupError) -> Result<Response, AppError> {
+    let PickupError::Locked(lock) = err else {
+        return Err(err.into());
+    };
+    let info = messages::landing(app, id).await?;
+    Ok(locked_page(id, &info, lock))
+}
+
+/// `response` with `Retry-After` for a refusal that says when to come back.
+fn retry_after(mut response: Response, err: &PickupError) -> Response {
+    if let Some(wait) = err.retry_after() {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(wait.seconds()));
+    }
+    response
+}
+
 /// `GET /p/{id}`: who sent it, to whom, until when, and the next step. Reads only; starts no
 /// session.
 async fn landing(
@@ -121,6 +158,9 @@ async fn landing(
 ) -> Result<Response, AppError> {
     let id = pickup_id(&id)?;
     let info = messages::landing(&app, &id).await?;
+    if let Some(lock) = info.lock {
+        return Ok(locked_page(&id, &info, lock));
+    }
     let verified = verified_recipient(&session, &id).await?.is_some();
     Ok(render(
         StatusCode::OK,
@@ -145,7 +185,10 @@ async fn request_code(
 ) -> Result<Response, AppError> {
     let id = pickup_id(&id)?;
     let info = messages::landing(&app, &id).await?;
-    let sent = messages::request_code(&app, &id, &ctx).await?;
+    let sent = match messages::request_code(&app, &id, &ctx).await {
+        Ok(sent) => sent,
+        Err(e) => return refused(&app, &id, e).await,
+    };
     Ok(render(
         StatusCode::OK,
         &CodePage {
@@ -153,7 +196,10 @@ async fn request_code(
             pickup_id: id.as_str(),
             masked_recipient: &info.masked_recipient,
             valid_minutes: Some(sent.valid_minutes),
-            notice: None,
+            notice: info.lock.map(|_| Notice {
+                kind: "warn",
+                text: "When you enter the code, the message will be unlocked.".to_owned(),
+            }),
         },
     ))
 }
@@ -201,6 +247,11 @@ async fn verify(
                 .insert(&verified_key(&id), verified.recipient_id)
                 .await
                 .map_err(session_error)?;
+            let text = if verified.unlocked {
+                "Thank you: your email address is confirmed and the message is unlocked."
+            } else {
+                "Thank you: your email address is confirmed."
+            };
             Ok(render(
                 StatusCode::OK,
                 &OpenPage {
@@ -209,27 +260,26 @@ async fn verify(
                     passphrase_required: info.passphrase_required,
                     notice: Some(Notice {
                         kind: "ok",
-                        text: "Thank you: your email address is confirmed.".to_owned(),
+                        text: text.to_owned(),
                     }),
                 },
             ))
         }
-        Err(PickupError::WrongCode { remaining }) => Ok(code_page(
+        Err(PickupError::WrongCode(attempts)) => Ok(code_page(
             StatusCode::FORBIDDEN,
             Notice::error(format!(
                 "That code is not right. {}",
-                attempts_left(remaining)
+                texts::after_wrong_entry(&attempts)
             )),
         )),
-        Err(e) => Err(e.into()),
-    }
-}
-
-fn attempts_left(remaining: u32) -> String {
-    match remaining {
-        0 => "No attempts are left.".to_owned(),
-        1 => "1 attempt is left before the message is locked.".to_owned(),
-        n => format!("{n} attempts are left before the message is locked."),
+        Err(e @ PickupError::SlowDown { until }) => Ok(retry_after(
+            code_page(
+                StatusCode::TOO_MANY_REQUESTS,
+                Notice::error(texts::too_soon(until)),
+            ),
+            &e,
+        )),
+        Err(e) => refused(&app, &id, e).await,
     }
 }
 
@@ -287,12 +337,22 @@ async fn open(
     };
     let opened = match messages::open(&app, &id, &secret, form.passphrase(), verified, &ctx).await {
         Ok(opened) => opened,
-        Err(PickupError::WrongSecret { remaining }) => {
+        Err(PickupError::WrongSecret(attempts)) => {
             let text = format!(
                 "The access code or passphrase is not right. {}",
-                attempts_left(remaining)
+                texts::after_wrong_entry(&attempts)
             );
             return open_form_again(&app, &id, StatusCode::FORBIDDEN, &text).await;
+        }
+        Err(e @ PickupError::SlowDown { until }) => {
+            let page = open_form_again(
+                &app,
+                &id,
+                StatusCode::TOO_MANY_REQUESTS,
+                &texts::too_soon(until),
+            )
+            .await?;
+            return Ok(retry_after(page, &e));
         }
         Err(PickupError::PassphraseRequired) => {
             return open_form_again(
@@ -322,7 +382,7 @@ async fn open(
                 },
             ));
         }
-        Err(e) => return Err(e.into()),
+        Err(e) => return refused(&app, &id, e).await,
     };
     let k = secret.encode();
     let sender = match &opened.sender_name {
@@ -384,10 +444,10 @@ async fn download(
     let part_no: u32 = part_no.parse().map_err(|_| PickupError::NotFound)?;
     let verified = verified_recipient(&session, &id).await?;
     let ctx = with_actor(ctx, verified);
-    let secret = form
-        .secret()
-        .ok_or(PickupError::WrongSecret { remaining: 0 })?;
-    let (info, stream) = messages::open_attachment(
+    let secret = form.secret().ok_or_else(|| {
+        AppError::BadRequest("the access code in the download form is not complete".to_owned())
+    })?;
+    let (info, stream) = match messages::open_attachment(
         &app,
         &id,
         &secret,
@@ -396,7 +456,11 @@ async fn download(
         part_no,
         &ctx,
     )
-    .await?;
+    .await
+    {
+        Ok(found) => found,
+        Err(e) => return refused(&app, &id, e).await,
+    };
     let mut response = Body::from_stream(stream).into_response();
     let headers = response.headers_mut();
     headers.insert(
