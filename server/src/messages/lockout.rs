@@ -237,7 +237,9 @@ pub(super) async fn count_failure(
     pickup_failures::forget_idle(tx, row.recipient_id, now - rules.block_ms, now).await?;
     recipients::add_failure(tx, row.recipient_id).await?;
     let total = pickup_failures::total(tx, row.recipient_id).await?;
-    let already_locked = row.locked_at.is_some();
+    // Read under the write lock: `row` may be older than another request's lock.
+    let locked_at = recipients::locked_at(tx, row.recipient_id).await?;
+    let already_locked = locked_at.is_some();
     let locks = !already_locked
         && total >= rules.recipient_threshold
         && recipients::lock(tx, row.recipient_id, now).await?;
@@ -270,6 +272,10 @@ pub(super) async fn count_failure(
         return Ok(PickupError::Blocked {
             until: time_of(until),
         });
+    }
+    if let (Some(at), None) = (locked_at, row.locked_at) {
+        // Locked by another client since this attempt began: that is what comes next.
+        return Ok(PickupError::Locked(lock_of(&app.config, at, now)));
     }
 
     // The next thing this client meets; on a tie the graver one, which is what happens then.

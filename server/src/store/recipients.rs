@@ -80,6 +80,19 @@ pub async fn add_failure(conn: &mut SqliteConnection, recipient_id: RecipientId)
     Ok(u32::try_from(count).unwrap_or(u32::MAX))
 }
 
+/// When the recipient was locked, if it is.
+pub async fn locked_at(
+    conn: &mut SqliteConnection,
+    recipient_id: RecipientId,
+) -> Result<Option<UnixMillis>> {
+    Ok(
+        sqlx::query_scalar("SELECT locked_at FROM recipients WHERE id = ?")
+            .bind(recipient_id)
+            .fetch_one(&mut *conn)
+            .await?,
+    )
+}
+
 /// Lock the recipient for every client, unless it is locked already; returns whether this
 /// call locked it.
 pub async fn lock(

@@ -11,17 +11,16 @@
 //! forms) written back into a `no-store` page. The session holds only the verified recipient
 //! id. Every decision (lockout, counting attempts, auditing) is the domain's.
 
+mod download;
 mod texts;
 mod views;
 
 use crate::ids::{PickupId, RecipientId};
 use axum::Router;
-use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{Redirect, Response};
 use axum::routing::{get, post};
-use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use sealpost_crypto::{LinkSecret, Passphrase};
 use serde::Deserialize;
 use serde_json::json;
@@ -39,13 +38,13 @@ use crate::messages::{self, Landing, Lock, PickupError, RequestCtx};
 use crate::throttle::{Disposition, Gate, Refused};
 
 /// The pickup routes. Every form post first spends one unit of the client's
-/// `pickup_posts_per_minute` budget ([`throttled`]); the landing page (a GET) does not.
+/// `pickup_posts_per_minute` budget (`throttled`); the landing page (a GET) does not.
 pub fn router(state: &AppState) -> Router<AppState> {
     let posts = Router::new()
         .route("/p/{id}/code", post(request_code))
         .route("/p/{id}/verify", post(verify))
         .route("/p/{id}/open", post(open))
-        .route("/p/{id}/attachments/{part_no}", post(download))
+        .route("/p/{id}/attachments/{part_no}", post(download::download))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             throttled,
@@ -432,162 +431,9 @@ async fn open_form_again(
     ))
 }
 
-/// `POST /p/{id}/attachments/{part_no}`: stream one attachment, decrypting as it goes.
-async fn download(
-    State(app): State<AppState>,
-    Path((id, part_no)): Path<(String, String)>,
-    session: Session,
-    ctx: RequestCtx,
-    PageForm(form): PageForm<SecretForm>,
-) -> Result<Response, AppError> {
-    let id = pickup_id(&id)?;
-    let part_no: u32 = part_no.parse().map_err(|_| PickupError::NotFound)?;
-    let verified = verified_recipient(&session, &id).await?;
-    let ctx = with_actor(ctx, verified);
-    let secret = form.secret().ok_or_else(|| {
-        AppError::BadRequest("the access code in the download form is not complete".to_owned())
-    })?;
-    let (info, stream) = match messages::open_attachment(
-        &app,
-        &id,
-        &secret,
-        form.passphrase(),
-        verified,
-        part_no,
-        &ctx,
-    )
-    .await
-    {
-        Ok(found) => found,
-        Err(e) => return refused(&app, &id, e).await,
-    };
-    let mut response = Body::from_stream(stream).into_response();
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static(download_type(&info.content_type)),
-    );
-    if let Ok(v) = HeaderValue::from_str(&content_disposition(&info.filename)) {
-        headers.insert(header::CONTENT_DISPOSITION, v);
-    }
-    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(info.size));
-    // Should a browser render it anyway, it runs sandboxed with nothing allowed.
-    headers.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static("sandbox; default-src 'none'"),
-    );
-    Ok(response)
-}
-
-/// Content types passed through for downloads (the browser saves rather than shows them, as
-/// the response is `Content-Disposition: attachment` with `nosniff`); anything else is
-/// `application/octet-stream`.
-fn download_type(declared: &str) -> &'static str {
-    const SAFE: &[&str] = &[
-        "application/pdf",
-        "application/zip",
-        "application/msword",
-        "application/vnd.ms-excel",
-        "application/vnd.ms-powerpoint",
-        "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
-        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-        "application/vnd.openxmlformats-officedocument.presentationml.presentation",
-        "application/vnd.oasis.opendocument.text",
-        "application/vnd.oasis.opendocument.spreadsheet",
-        "application/vnd.oasis.opendocument.presentation",
-        "image/png",
-        "image/jpeg",
-        "image/gif",
-        "image/webp",
-        "text/plain",
-        "text/csv",
-        "audio/mpeg",
-        "video/mp4",
-    ];
-    let essence = declared
-        .split(';')
-        .next()
-        .unwrap_or_default()
-        .trim()
-        .to_ascii_lowercase();
-    SAFE.iter()
-        .find(|t| **t == essence)
-        .copied()
-        .unwrap_or("application/octet-stream")
-}
-
-/// RFC 5987 `attr-char`: everything else is percent-encoded in `filename*`.
-const ATTR_CHAR: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'!')
-    .remove(b'#')
-    .remove(b'$')
-    .remove(b'&')
-    .remove(b'+')
-    .remove(b'-')
-    .remove(b'.')
-    .remove(b'^')
-    .remove(b'_')
-    .remove(b'`')
-    .remove(b'|')
-    .remove(b'~');
-
-/// `attachment; filename="<ASCII fallback>"; filename*=UTF-8''<encoded>` (RFC 6266), with
-/// path separators and control characters replaced.
-fn content_disposition(filename: &str) -> String {
-    let mut name: String = filename
-        .chars()
-        .map(|c| {
-            if c.is_control() || matches!(c, '/' | '\\') {
-                '_'
-            } else {
-                c
-            }
-        })
-        .collect();
-    name = name.trim().trim_start_matches('.').to_owned();
-    if name.is_empty() {
-        name = "attachment".to_owned();
-    }
-    let fallback: String = name
-        .chars()
-        .map(|c| {
-            if c.is_ascii_graphic() && c != '"' && c != '\\' || c == ' ' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    let encoded = utf8_percent_encode(&name, ATTR_CHAR);
-    format!("attachment; filename=\"{fallback}\"; filename*=UTF-8''{encoded}")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn disposition() {
-        assert_eq!(
-            content_disposition("Befund März.pdf"),
-            "attachment; filename=\"Befund M_rz.pdf\"; filename*=UTF-8''Befund%20M%C3%A4rz.pdf"
-        );
-        assert_eq!(
-            content_disposition("../../etc/pa\"ss\r\n"),
-            "attachment; filename=\"_.._etc_pa_ss__\"; filename*=UTF-8''_.._etc_pa%22ss__"
-        );
-        assert_eq!(
-            content_disposition(""),
-            "attachment; filename=\"attachment\"; filename*=UTF-8''attachment"
-        );
-    }
-
-    #[test]
-    fn download_types() {
-        assert_eq!(download_type("application/PDF; name=x"), "application/pdf");
-        assert_eq!(download_type("text/html"), "application/octet-stream");
-        assert_eq!(download_type("image/svg+xml"), "application/octet-stream");
-    }
 
     #[test]
     fn secret_from_pasted_link() {
