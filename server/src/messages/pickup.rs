@@ -324,21 +324,21 @@ async fn check_access(
     let row = live(app, pickup_id).await?;
     let recipient_bytes = row.recipient_id.as_bytes();
     let message_bytes = row.message_id.as_bytes();
-    let needs_passphrase = match (&row.passphrase_salt, &passphrase) {
-        (Some(_), Some(p)) if !p.is_empty() => true,
+    let passphrase = match (row.passphrase_salt.as_deref(), passphrase) {
+        (Some(salt), Some(p)) if !p.is_empty() => Some((salt, p)),
         (Some(_), _) => return Err(PickupError::PassphraseRequired),
         (None, _) => {
             // Without a passphrase, possession of the mailbox (a one-time code) is the second factor.
             if verified != Some(row.recipient_id) {
                 return Err(PickupError::NotVerified);
             }
-            false
+            None
         }
     };
     // Before the costly part: a client that must wait or is blocked gets no Argon2 run.
     let had_failures = lockout::admit(app, &row, ctx).await?;
-    let passphrase_key = match (&row.passphrase_salt, passphrase) {
-        (Some(salt), Some(p)) if needs_passphrase => {
+    let passphrase_key = match passphrase {
+        Some((salt, p)) => {
             let salt =
                 PassphraseSalt::from_slice(salt).map_err(|e| PickupError::Internal(e.into()))?;
             Some(
@@ -347,7 +347,7 @@ async fn check_access(
                     .map_err(PickupError::Internal)?,
             )
         }
-        _ => None,
+        None => None,
     };
     let wrapped = row.wrapped_dek.as_deref().ok_or(PickupError::Expired)?;
     let key_id = wrapped_key_id(wrapped).map_err(|e| PickupError::Internal(e.into()))?;
