@@ -241,3 +241,76 @@ fn invalid_config_fails_fast() -> TestResult {
     );
     Ok(())
 }
+
+/// Proof: `recipient unlock --message <id> --address <addr>` lifts that recipient's lock (its
+/// landing page answers 200 again, the other recipient's stays 423), prints the address
+/// unlocked, and is audited `unlocked` with actor `cli`; without `--address` it unlocks every
+/// recipient; an unknown message, an address that is not a recipient, or text that is not a
+/// message id exits 2 and says so.
+#[test]
+fn recipient_unlock_lifts_a_lock() {
+    let app = AppBuilder::default().spawn();
+    let token = app.create_sender("sender@example.org");
+    let reply = app.submit_json(
+        &token,
+        &serde_json::json!({"to": ["grace@example.net", "ada@example.net"], "subject": "s", "text": "t"}),
+    );
+    assert_eq!(reply.status, 201, "{}", reply.text());
+    let id = reply.json()["id"].as_str().unwrap_or_default().to_owned();
+    let landing = |address: &str| format!("/p/{}", app.notification_link(address).pickup_id);
+    let db = Db::writable(&app.db_path());
+    db.tamper("UPDATE recipients SET locked_at = 1, failed_attempts = 60");
+    assert_eq!(app.get(&landing("grace@example.net")).status, 423);
+
+    let out = app.cli(&[
+        "recipient",
+        "unlock",
+        "--message",
+        &id,
+        "--address",
+        "GRACE@example.net",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "unlocked grace@example.net\n");
+    assert_eq!(app.get(&landing("grace@example.net")).status, 200);
+    assert_eq!(app.get(&landing("ada@example.net")).status, 423);
+    let events = app.audit_events();
+    let unlocked: Vec<_> = events
+        .iter()
+        .filter(|e| e["action"] == "unlocked")
+        .collect();
+    assert_eq!(unlocked.len(), 1, "{unlocked:?}");
+    assert_eq!(unlocked[0]["actor"], "cli");
+    assert_eq!(unlocked[0]["message_id"], id.as_str());
+    assert_eq!(unlocked[0]["detail"]["address"], "grace@example.net");
+    assert_eq!(unlocked[0]["detail"]["was_locked"], true);
+
+    let out = app.cli(&["recipient", "unlock", "--message", &id]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout),
+        "unlocked grace@example.net\nunlocked ada@example.net\n"
+    );
+    assert_eq!(app.get(&landing("ada@example.net")).status, 200);
+
+    for (args, says) in [
+        (
+            vec!["--message", "0192f0e8-0000-7000-8000-000000000000"],
+            "no message",
+        ),
+        (
+            vec!["--message", id.as_str(), "--address", "nobody@example.net"],
+            "has no recipient nobody@example.net",
+        ),
+        (vec!["--message", "grace"], "is not a message id"),
+    ] {
+        let out = app.cli(&[&["recipient", "unlock"][..], &args].concat());
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(
+            text(&out.stderr).contains(says),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+    }
+    app.assert_audit_verifies();
+}

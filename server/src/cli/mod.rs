@@ -7,10 +7,11 @@
 //! chain, 2 any other failure (bad config, database error, unknown user…).
 //!
 //! Every administrative change writes an audit event with actor `cli` in the same transaction
-//! as the change. Each noun (`user`, `token`, `audit`, `relay`) has a file of its own here;
+//! as the change. Each noun (`user`, `token`, `audit`, `relay`, `recipient`) has a file of its own here;
 //! `serve` is [`crate::serve`].
 
 mod audit;
+mod recipient;
 mod relay;
 mod token;
 mod user;
@@ -21,6 +22,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 pub use audit::AuditCommand;
+pub use recipient::RecipientCommand;
 pub use relay::RelayCommand;
 pub use token::TokenCommand;
 pub use user::UserCommand;
@@ -74,6 +76,11 @@ pub enum AdminCommand {
     Relay {
         #[command(subcommand)]
         command: RelayCommand,
+    },
+    /// Help the recipients of a message (unlock them after too many failed attempts).
+    Recipient {
+        #[command(subcommand)]
+        command: RecipientCommand,
     },
 }
 
@@ -135,6 +142,7 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
         AdminCommand::Token { command } => token::run(&app, command).await,
         AdminCommand::Audit { command } => audit::run(&app, command).await,
         AdminCommand::Relay { command } => relay::run(&app, command).await,
+        AdminCommand::Recipient { command } => recipient::run(&app, command).await,
         AdminCommand::Purge => purge(&app).await,
     };
     app.store().close().await;

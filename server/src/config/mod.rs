@@ -148,9 +148,27 @@ pub struct Config {
     /// Staff and recipient sessions end after this many idle minutes.
     #[serde_inline_default(15)]
     pub session_idle_minutes: u32,
-    /// Failed codes, secrets or passphrases after which a recipient is locked.
+    /// Wrong codes, link secrets or passphrases one client (an IP address, or an IPv6 /64) may
+    /// enter for one recipient before that client is blocked from the message for
+    /// `lockout_minutes`. From the 3rd wrong entry on, the client must also wait between tries
+    /// (1 s, then 2 s, 4 s… up to 5 minutes). Other clients are not affected.
     #[serde_inline_default(10)]
     pub lockout_threshold: u32,
+    /// How long a client that reached `lockout_threshold` is blocked from the message, in
+    /// minutes; the block then lifts by itself. A client's failures are also forgotten this
+    /// long after its last one.
+    #[serde_inline_default(60)]
+    pub lockout_minutes: u32,
+    /// Wrong entries from all clients together after which the recipient is locked for
+    /// everyone; more than `lockout_threshold`, so one client alone cannot lock a recipient
+    /// out. The recipient unlocks it with a new one-time code after
+    /// `lockout_cooldown_minutes`; the sender (API) or an admin (`sealpost recipient unlock`)
+    /// can unlock it at any time.
+    #[serde_inline_default(50)]
+    pub lockout_recipient_threshold: u32,
+    /// Minutes after a recipient was locked before a new one-time code can unlock it.
+    #[serde_inline_default(15)]
+    pub lockout_cooldown_minutes: u32,
     /// Form posts to pickup pages (code, verify, open, download) one client IP may make per
     /// minute; beyond it the client gets `429 Too Many Requests` until its budget refills.
     #[serde_inline_default(30)]

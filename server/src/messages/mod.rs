@@ -59,50 +59,72 @@
 //!   audits `submit_rejected`; [`Draft::abort`], or dropping the draft, deletes it too; and a
 //!   process that dies mid-upload leaves a `receiving` message that [`cleanup_stale`] removes
 //!   (at start-up, and periodically after [`STALE_AFTER_MS`]).
-//! - [`SubmitError::Invalid`] and [`SubmitError::TooLarge`] are the client's fault and final;
+//! - [`SubmitError::Refused`] and [`SubmitError::TooLarge`] are the client's fault and final;
 //!   [`SubmitError::Unavailable`] (a notification the outbound relay did not take) is
 //!   temporary: nothing was kept and the client should retry.
 //!
-//! ## The sender's side: [`sender_view`], [`revoke`]
+//! ## The sender's side: [`sender_view`], [`revoke`], [`unlock`]
 //!
-//! Both take the sender's user id and see only that sender's own messages; anyone else's
+//! All take the sender's user id and see only that sender's own messages; anyone else's
 //! message is [`PickupError::NotFound`], the same as one that does not exist. [`SenderView`]
 //! lists each recipient's notification and open times, open count and whether it is locked
 //! (times as RFC 3339 strings). [`revoke`] stops the message opening at once and shreds its
 //! keys and ciphertext in the same transaction (audited `revoked`, then `purged`); revoking
-//! twice is not an error.
+//! twice is not an error. [`unlock`] ([`UnlockBy::Sender`], or [`UnlockBy::Admin`] for the
+//! command line, which sees every message) lifts the lock of one recipient (by address,
+//! without regard to case) or of all of them, and forgets every client's failures at them,
+//! audited `unlocked` per recipient; an address that is not a recipient is
+//! [`PickupError::NotFound`]. Unlocking one that is not locked is not an error.
 //!
 //! ## Pickup: [`landing`], [`request_code`], [`verify_code`], [`open`], [`open_attachment`]
 //!
 //! All take the pickup id from the link. An unknown or malformed id is
 //! [`PickupError::NotFound`]; a revoked message [`PickupError::Revoked`]; an expired or
-//! shredded one [`PickupError::Expired`]; a locked recipient [`PickupError::Locked`]. These
-//! checks come first, in that order, for every call.
+//! shredded one [`PickupError::Expired`]; a locked recipient [`PickupError::Locked`] (except
+//! for [`landing`], and for [`request_code`] and [`verify_code`] once the cool-down is over).
+//! These checks come first, in that order, for every call.
 //!
 //! - [`landing`] reads only: no write, no audit event, no attempt counted, so link scanners
 //!   may fetch the page freely (invariant 4). [`Landing`] holds the sender's address, the
-//!   masked recipient (`j***@example.org`), the expiry, and whether a passphrase is needed.
+//!   masked recipient (`j***@example.org`), the expiry, whether a passphrase is needed, and
+//!   the [`Lock`] when the recipient is locked (from when a new code lifts it).
 //! - [`request_code`] emails a fresh 6-digit code, valid for 10 minutes, at most 5 per
 //!   recipient per hour ([`PickupError::TooManyRequests`] beyond that), and audits
-//!   `code_sent` or `code_failed`.
+//!   `code_sent` or `code_failed`. The code is stored, and counts toward the 5, only once
+//!   the outbound relay took its mail ([`PickupError::Unavailable`] otherwise).
 //! - [`verify_code`] checks the newest code; [`Verified`] names the recipient, whom the caller
-//!   then keeps in its session. A wrong code is [`PickupError::WrongCode`] and counts toward
-//!   the recipient's lockout; a used, expired or exhausted code (5 wrong entries) is
-//!   [`PickupError::CodeExpired`].
+//!   then keeps in its session. A wrong code is [`PickupError::WrongCode`] and is counted; a
+//!   used, expired or exhausted code (5 wrong entries), or none at all, is
+//!   [`PickupError::CodeExpired`]. For a locked recipient whose cool-down is over, a right
+//!   code sent after the lock also lifts it ([`Verified::unlocked`]; audited `unlocked`).
 //! - [`open`] and [`open_attachment`] take the link secret and, when the sender set one, the
 //!   passphrase, plus the verified recipient id from the session. Without a passphrase the
 //!   verified code is required ([`PickupError::NotVerified`] otherwise); with a passphrase it
 //!   takes the code's place ([`PickupError::PassphraseRequired`] if it is missing). A wrong
-//!   link secret or passphrase is [`PickupError::WrongSecret`] and counts toward the lockout.
+//!   link secret or passphrase is [`PickupError::WrongSecret`] and is counted.
 //!   [`Opened`] carries the subject, sender, times, bodies and the attachment list; its
 //!   `html` is raw and must be sanitised before it is shown. [`open_attachment`] audits the
 //!   download and returns the attachment's [`AttachmentInfo`] with a stream that decrypts one
 //!   chunk at a time; an error in the stream means the download failed and must not be
 //!   presented as a complete file.
-//! - Every counted failure is audited with its reason and the failure count, and the one
-//!   that reaches `lockout_threshold` also audits `locked`. The `remaining` field of
-//!   [`PickupError::WrongSecret`] and [`PickupError::WrongCode`] says how many attempts are
-//!   left. A locked recipient stays locked: no unlock exists yet.
+//!
+//! ## Lockout (`lockout.rs`)
+//!
+//! Every guess ([`verify_code`], [`open`], [`open_attachment`]) first passes its client's
+//! back-off: the client (IP, IPv6 /64) must wait after its 3rd failure at this recipient
+//! ([`PickupError::SlowDown`]: 1 s, doubling, at most [`MAX_WAIT_SECONDS`]) and is blocked
+//! for `lockout_minutes` at `lockout_threshold` failures ([`PickupError::Blocked`]); both
+//! carry the time to come back ([`PickupError::retry_after`]) and are not counted. The
+//! recipient is locked for everyone ([`PickupError::Locked`]) when the failures that still
+//! count, of all clients together, reach `lockout_recipient_threshold`. Every counted failure
+//! is audited with its reason, the client, its failures and the recipient's, and the one
+//! that locks also audits `locked`; the refusals a stranger can repeat at will (waits and
+//! blocks, dead codes, codes beyond the hourly limit) go through the refusal log
+//! (`crate::throttle`). [`PickupError::WrongSecret`] and [`PickupError::WrongCode`] carry
+//! [`Attempts`]: the code's tries left, and the next [`Limit`] this client meets after
+//! exactly `remaining` more wrong entries, and the wait before its next try; every number is
+//! the one the person then meets (from their client, as long as no other client fails too).
+//! A success forgets its client's failures.
 //!
 //! Link secrets, passphrases and codes arrive as arguments and live only for the call; they
 //! are never stored, logged, audited or put into an error (invariant 2).
@@ -111,6 +133,7 @@ mod address;
 mod commit;
 mod draft;
 mod header;
+mod lockout;
 mod pickup;
 mod policy;
 mod sender;
@@ -123,14 +146,18 @@ pub use draft::{
     cleanup_stale,
 };
 pub use header::{AttachmentInfo, PartKind, clean_file_name};
+pub use lockout::{Attempts, Limit, Lock, MAX_WAIT_SECONDS, SLOW_DOWN_AFTER, UnlockBy, unlock};
 pub use pickup::{
     CodeSent, Landing, Opened, Verified, landing, open, open_attachment, request_code, verify_code,
 };
 pub use policy::{Limits, Refusal, declared_content_type};
 pub use sender::{RecipientView, SenderView, clean_display_name, revoke, sender_view};
 
+use time::OffsetDateTime;
+
 use crate::audit::Event;
 use crate::store::StoreError;
+use crate::throttle::RetryAfter;
 
 /// Who is asking, for the audit log.
 #[derive(Debug, Clone, Default)]
@@ -192,16 +219,25 @@ pub enum PickupError {
     Expired,
     #[error("the sender withdrew this message")]
     Revoked,
+    /// Too many failed attempts from all clients together: locked for everyone until a new
+    /// code (after the cool-down), the sender or an admin unlocks it.
     #[error("too many failed attempts: this message is locked")]
-    Locked,
+    Locked(Lock),
+    /// This client made too many failed attempts at this message: it is blocked until
+    /// `until` (other clients are not). Not counted.
+    #[error("too many wrong entries came from your network, so it is blocked from this message until {} (the block lifts by itself)", clock_text(*.until))]
+    Blocked { until: OffsetDateTime },
+    /// This client must wait until `until` before its next attempt counts. Not counted.
+    #[error("you tried again too soon after wrong entries, so this try was not counted; please wait until {}", clock_text(*.until))]
+    SlowDown { until: OffsetDateTime },
     #[error("confirm your email address with a one-time code first")]
     NotVerified,
     #[error("the access code or passphrase is not right")]
-    WrongSecret { remaining: u32 },
+    WrongSecret(Attempts),
     #[error("this message needs the passphrase the sender gave you")]
     PassphraseRequired,
     #[error("the code is not right")]
-    WrongCode { remaining: u32 },
+    WrongCode(Attempts),
     #[error("the code has expired or was already used; ask for a new one")]
     CodeExpired,
     #[error("too many codes requested; wait a few minutes")]
@@ -210,6 +246,35 @@ pub enum PickupError {
     Unavailable(String),
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
+}
+
+impl PickupError {
+    /// How long the client must wait before trying again, for the refusals that say so
+    /// (`Retry-After`).
+    pub fn retry_after(&self) -> Option<RetryAfter> {
+        let until = match self {
+            Self::Blocked { until } | Self::SlowDown { until } => *until,
+            _ => return None,
+        };
+        let wait = until - OffsetDateTime::now_utc();
+        Some(RetryAfter(
+            wait.try_into().unwrap_or(std::time::Duration::ZERO),
+        ))
+    }
+}
+
+/// `12 March 2026, 14:05:09 UTC`: a time to the second, as refusals name it.
+pub fn clock_text(t: OffsetDateTime) -> String {
+    let t = t.to_offset(time::UtcOffset::UTC);
+    format!(
+        "{} {} {}, {:02}:{:02}:{:02} UTC",
+        t.day(),
+        t.month(),
+        t.year(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    )
 }
 
 impl From<StoreError> for PickupError {

@@ -1,8 +1,9 @@
 //! Recipient pickup: landing (read-only), one-time codes, opening, attachment downloads.
 //!
-//! Every attempt that could be a guess (code, link secret, passphrase) is counted toward the
-//! recipient's lockout and audited, success and failure alike (invariant 6). `landing` writes
-//! nothing, so scanners and previewers may fetch links freely (invariant 4).
+//! Every attempt that could be a guess (code, link secret, passphrase) first passes the
+//! client's back-off ([`lockout::admit`]); a wrong one is counted per client and per recipient
+//! and audited ([`lockout::count_failure`]), success and failure alike (invariant 6). `landing`
+//! writes nothing, so scanners and previewers may fetch links freely (invariant 4).
 
 use bytes::Bytes;
 use futures_util::stream::{self, BoxStream, StreamExt};
@@ -15,13 +16,14 @@ use zeroize::Zeroizing;
 
 use super::commit::derive_passphrase_key;
 use super::header::HeaderBlock;
+use super::lockout::{self, Lock, lock_of};
 use super::{AttachmentInfo, EmailAddress, PartKind, PickupError, RequestCtx};
 use crate::app::AppState;
 use crate::audit::{self, Action, actor};
 use crate::clock::{from_ms, now_ms};
 use crate::ids::{MessageId, PickupId, RecipientId};
 use crate::notify::CodeMail;
-use crate::store::recipients::PickupRow;
+use crate::store::recipients::{LockRow, PickupRow};
 use crate::store::{Store, new_id};
 use crate::store::{codes, parts, recipients};
 use crate::throttle::{Disposition, Refused};
@@ -40,6 +42,8 @@ pub struct Landing {
     pub masked_recipient: String,
     pub expires_at: OffsetDateTime,
     pub passphrase_required: bool,
+    /// Set when the recipient is locked for every client.
+    pub lock: Option<Lock>,
 }
 
 #[derive(Debug, Clone)]
@@ -50,6 +54,8 @@ pub struct CodeSent {
 #[derive(Debug, Clone, Copy)]
 pub struct Verified {
     pub recipient_id: RecipientId,
+    /// The code also lifted the recipient's lock.
+    pub unlocked: bool,
 }
 
 /// A decrypted message. `html` is raw: the web layer sanitises it before showing it.
@@ -65,22 +71,47 @@ pub struct Opened {
     pub attachments: Vec<AttachmentInfo>,
 }
 
-/// Load the recipient for a pickup id and refuse dead messages. Reads only.
-async fn live(store: &Store, pickup_id: &PickupId) -> Result<PickupRow, PickupError> {
+/// Load the recipient for a pickup id and refuse dead messages (but not a locked recipient).
+/// Reads only.
+async fn load(store: &Store, pickup_id: &PickupId) -> Result<PickupRow, PickupError> {
     let mut conn = store.acquire().await?;
-    let row = recipients::pickup(&mut conn, pickup_id)
-        .await?
-        .ok_or(PickupError::NotFound)?;
+    checked(recipients::pickup(&mut conn, pickup_id).await?)
+}
+
+/// Refuse a missing row, a revoked message, an expired or shredded one.
+fn checked(row: Option<PickupRow>) -> Result<PickupRow, PickupError> {
+    let row = row.ok_or(PickupError::NotFound)?;
     if row.revoked_at.is_some() {
         return Err(PickupError::Revoked);
     }
     if row.purged_at.is_some() || row.expires_at <= now_ms() || row.wrapped_dek.is_none() {
         return Err(PickupError::Expired);
     }
-    if row.locked_at.is_some() {
-        return Err(PickupError::Locked);
-    }
     Ok(row)
+}
+
+/// The recipient's lock, if it is locked.
+fn lock(app: &AppState, row: &PickupRow) -> Option<Lock> {
+    row.locked_at.map(|at| lock_of(&app.config, at, now_ms()))
+}
+
+/// [`load`], refusing a locked recipient too.
+async fn live(app: &AppState, pickup_id: &PickupId) -> Result<PickupRow, PickupError> {
+    let row = load(&app.store, pickup_id).await?;
+    match lock(app, &row) {
+        Some(lock) => Err(PickupError::Locked(lock)),
+        None => Ok(row),
+    }
+}
+
+/// [`load`], refusing a locked recipient whose cool-down is not over: a new code may then
+/// be asked for and lifts the lock.
+async fn live_for_code(app: &AppState, pickup_id: &PickupId) -> Result<PickupRow, PickupError> {
+    let row = load(&app.store, pickup_id).await?;
+    match lock(app, &row) {
+        Some(lock) if !lock.code_now => Err(PickupError::Locked(lock)),
+        _ => Ok(row),
+    }
 }
 
 /// An audit event by this requester about this recipient of this message.
@@ -94,9 +125,11 @@ fn time_of(ms: i64) -> OffsetDateTime {
     from_ms(ms).unwrap_or(OffsetDateTime::UNIX_EPOCH)
 }
 
-/// The landing page's facts. Writes nothing and audits nothing.
+/// The landing page's facts, and the recipient's lock if it is locked. Writes nothing and
+/// audits nothing.
 pub async fn landing(app: &AppState, pickup_id: &PickupId) -> Result<Landing, PickupError> {
-    let row = live(&app.store, pickup_id).await?;
+    let row = load(&app.store, pickup_id).await?;
+    let lock = lock(app, &row);
     let masked = EmailAddress::parse(&row.address)
         .map(|a| a.masked())
         .unwrap_or_else(|_| "***".into());
@@ -105,42 +138,32 @@ pub async fn landing(app: &AppState, pickup_id: &PickupId) -> Result<Landing, Pi
         masked_recipient: masked,
         expires_at: time_of(row.expires_at),
         passphrase_required: row.passphrase_salt.is_some(),
+        lock,
     })
 }
 
-/// Email a fresh one-time code to the recipient.
+/// Email a fresh one-time code to the recipient. The code is stored, and counts toward the
+/// hourly limit, only once the outbound relay took its mail.
 pub async fn request_code(
     app: &AppState,
     pickup_id: &PickupId,
     ctx: &RequestCtx,
 ) -> Result<CodeSent, PickupError> {
-    let row = live(&app.store, pickup_id).await?;
-    let now = now_ms();
-    let code = sealpost_crypto::code::generate();
-    {
-        let mut tx = app.store.begin_write().await?;
-        if codes::codes_since(&mut tx, row.recipient_id, now - 3_600_000).await? >= CODES_PER_HOUR {
-            // Anyone with the link can ask again and again: counted, not audited each time.
-            if app.throttle.refusals.note(Refused::CodeRateLimited, ctx.ip) == Disposition::Audit {
-                let event = event_for(ctx, &row, Action::CodeFailed)
-                    .with_detail(json!({ "reason": "rate_limited" }));
-                audit::record(&mut tx, event).await?;
-                tx.commit().await?;
-            }
-            return Err(PickupError::TooManyRequests);
+    let row = live_for_code(app, pickup_id).await?;
+    let sent_this_hour = {
+        let mut conn = app.store.acquire().await?;
+        codes::codes_since(&mut conn, row.recipient_id, now_ms() - 3_600_000).await?
+    };
+    if sent_this_hour >= CODES_PER_HOUR {
+        // Anyone with the link can ask again and again: counted, not audited each time.
+        if app.throttle.refusals.note(Refused::CodeRateLimited, ctx.ip) == Disposition::Audit {
+            let event = event_for(ctx, &row, Action::CodeFailed)
+                .with_detail(json!({ "reason": "rate_limited" }));
+            audit::append(&app.store, event).await?;
         }
-        let expires = now + i64::from(CODE_VALID_MINUTES) * 60_000;
-        codes::insert_code(
-            &mut tx,
-            &new_id().to_string(),
-            row.recipient_id,
-            &sealpost_crypto::code::digest(&row.recipient_id.to_string(), &code),
-            now,
-            expires,
-        )
-        .await?;
-        tx.commit().await?;
+        return Err(PickupError::TooManyRequests);
     }
+    let code = sealpost_crypto::code::generate();
     let pickup_url = format!(
         "{}/p/{pickup_id}",
         app.config.base_url.trim_end_matches('/')
@@ -151,105 +174,146 @@ pub async fn request_code(
         pickup_url: &pickup_url,
         valid_minutes: CODE_VALID_MINUTES,
     };
-    let sent = app.mailer.send_code(&mail).await;
-    let (action, detail) = match &sent {
-        Ok(()) => (Action::CodeSent, json!({ "to": row.address })),
-        Err(e) => (
-            Action::CodeFailed,
-            json!({ "to": row.address, "error": e.to_string() }),
-        ),
-    };
-    audit::append(&app.store, event_for(ctx, &row, action).with_detail(detail)).await?;
-    match sent {
-        Ok(()) => Ok(CodeSent {
-            valid_minutes: CODE_VALID_MINUTES,
-        }),
-        Err(_) => Err(PickupError::Unavailable(
+    if let Err(e) = app.mailer.send_code(&mail).await {
+        let event = event_for(ctx, &row, Action::CodeFailed)
+            .with_detail(json!({ "to": row.address, "error": e.to_string() }));
+        audit::append(&app.store, event).await?;
+        return Err(PickupError::Unavailable(
             "the code could not be sent; try again in a few minutes".into(),
-        )),
+        ));
     }
+    let now = now_ms();
+    let mut tx = app.store.begin_write().await?;
+    codes::insert_code(
+        &mut tx,
+        &new_id().to_string(),
+        row.recipient_id,
+        &sealpost_crypto::code::digest(&row.recipient_id.to_string(), &code),
+        now,
+        now + i64::from(CODE_VALID_MINUTES) * 60_000,
+    )
+    .await?;
+    let event = event_for(ctx, &row, Action::CodeSent).with_detail(json!({ "to": row.address }));
+    audit::record(&mut tx, event).await?;
+    tx.commit().await?;
+    Ok(CodeSent {
+        valid_minutes: CODE_VALID_MINUTES,
+    })
 }
 
-/// Check a one-time code; on success the caller starts a recipient session.
+/// Why `code` cannot be checked any more, if it cannot: none was sent, it was used, expired
+/// or took its wrong entries, or (for a locked recipient) it was sent before the lock.
+fn dead_code(code: Option<&codes::CodeRow>, row: &PickupRow, now: i64) -> Option<&'static str> {
+    let Some(code) = code else {
+        return Some("no_code");
+    };
+    let dead = code.used_at.is_some()
+        || code.expires_at <= now
+        || code.attempts >= CODE_MAX_ATTEMPTS
+        || row.locked_at.is_some_and(|at| code.created_at < at);
+    dead.then_some("code_expired")
+}
+
+/// Refuse a code that cannot be checked (`CodeExpired`); a stranger can repeat this at will,
+/// so it goes through the refusal log.
+async fn refuse_dead_code(
+    app: &AppState,
+    row: &PickupRow,
+    ctx: &RequestCtx,
+    reason: &str,
+) -> Result<Verified, PickupError> {
+    if app.throttle.refusals.note(Refused::CodeExpired, ctx.ip) == Disposition::Audit {
+        let event =
+            event_for(ctx, row, Action::VerifyFailed).with_detail(json!({ "reason": reason }));
+        audit::append(&app.store, event).await?;
+    }
+    Err(PickupError::CodeExpired)
+}
+
+/// Check a one-time code; on success the caller starts a recipient session. For a locked
+/// recipient whose cool-down is over, a right code sent after the lock also lifts it.
 pub async fn verify_code(
     app: &AppState,
     pickup_id: &PickupId,
     code: &str,
     ctx: &RequestCtx,
 ) -> Result<Verified, PickupError> {
-    let row = live(&app.store, pickup_id).await?;
+    let row = live_for_code(app, pickup_id).await?;
+    let had_failures = lockout::admit(app, &row, ctx).await?;
     let code: String = code
         .chars()
         .filter(|c| !c.is_whitespace() && *c != '-')
         .collect();
-    let now = now_ms();
-    let mut tx = app.store.begin_write().await?;
-    let Some(stored) = codes::latest_code(&mut tx, row.recipient_id).await? else {
-        return Err(PickupError::CodeExpired);
+    let latest = {
+        let mut conn = app.store.acquire().await?;
+        codes::latest_code(&mut conn, row.recipient_id).await?
     };
-    if stored.used_at.is_some() || stored.expires_at <= now || stored.attempts >= CODE_MAX_ATTEMPTS
-    {
-        let event = event_for(ctx, &row, Action::VerifyFailed)
-            .with_detail(json!({ "reason": "code_expired" }));
-        audit::record(&mut tx, event).await?;
-        tx.commit().await?;
-        return Err(PickupError::CodeExpired);
+    if let Some(reason) = dead_code(latest.as_ref(), &row, now_ms()) {
+        return refuse_dead_code(app, &row, ctx, reason).await;
     }
+    let mut tx = app.store.begin_write().await?;
+    // Read again under the write lock: another request may have used the code or locked the
+    // recipient since.
+    let row = checked(recipients::pickup(&mut tx, pickup_id).await?)?;
+    if let Some(lock) = lock(app, &row).filter(|l| !l.code_now) {
+        return Err(PickupError::Locked(lock));
+    }
+    let now = now_ms();
+    let latest = codes::latest_code(&mut tx, row.recipient_id).await?;
+    let stored = match (dead_code(latest.as_ref(), &row, now), latest) {
+        (None, Some(stored)) => stored,
+        (reason, _) => {
+            drop(tx);
+            return refuse_dead_code(app, &row, ctx, reason.unwrap_or("no_code")).await;
+        }
+    };
     let recipient_id = row.recipient_id;
     if code.len() == 6
         && sealpost_crypto::code::digest(&recipient_id.to_string(), &code)[..]
             == stored.code_hash[..]
     {
         codes::code_used(&mut tx, &stored.id, now).await?;
-        let event = ctx
-            .event_as(actor::recipient(recipient_id), Action::Verified)
-            .with_message(row.message_id)
-            .with_recipient(recipient_id);
+        let as_recipient = RequestCtx {
+            actor: actor::recipient(recipient_id),
+            ..ctx.clone()
+        };
+        let unlocked = row.locked_at.is_some();
+        if unlocked {
+            let target = LockRow {
+                id: recipient_id,
+                address: row.address.clone(),
+                failed_attempts: row.failed_attempts,
+                locked_at: row.locked_at,
+            };
+            lockout::lift(&mut tx, (row.message_id, &target), "code", &as_recipient).await?;
+        } else if had_failures {
+            lockout::forget_client(&mut tx, recipient_id, ctx).await?;
+        }
+        let event = event_for(&as_recipient, &row, Action::Verified);
         audit::record(&mut tx, event).await?;
         tx.commit().await?;
-        return Ok(Verified { recipient_id });
+        return Ok(Verified {
+            recipient_id,
+            unlocked,
+        });
     }
     codes::code_attempt(&mut tx, &stored.id).await?;
     let code_left = u32::try_from(CODE_MAX_ATTEMPTS - stored.attempts - 1).unwrap_or(0);
-    let err = count_failure(app, &mut tx, &row, ctx, Action::VerifyFailed, "wrong_code").await?;
+    let err = lockout::count_failure(
+        app,
+        &mut tx,
+        &row,
+        ctx,
+        (Action::VerifyFailed, "wrong_code"),
+        Some(code_left),
+    )
+    .await?;
     tx.commit().await?;
-    Err(match err {
-        PickupError::WrongSecret { remaining } => PickupError::WrongCode {
-            remaining: remaining.min(code_left),
-        },
-        other => other,
-    })
-}
-
-/// Count a failed guess toward the lockout and audit it (and the lockout, if this locks).
-async fn count_failure(
-    app: &AppState,
-    tx: &mut crate::store::SqliteConnection,
-    row: &PickupRow,
-    ctx: &RequestCtx,
-    action: Action,
-    reason: &str,
-) -> Result<PickupError, PickupError> {
-    let threshold = app.config.lockout_threshold;
-    let (count, locked_now) =
-        recipients::record_failure(tx, row.recipient_id, threshold, now_ms()).await?;
-    let event =
-        event_for(ctx, row, action).with_detail(json!({ "reason": reason, "failures": count }));
-    audit::record(tx, event).await?;
-    if locked_now {
-        let event = event_for(ctx, row, Action::Locked).with_detail(json!({ "failures": count }));
-        audit::record(tx, event).await?;
-    }
-    if count >= threshold {
-        return Ok(PickupError::Locked);
-    }
-    Ok(PickupError::WrongSecret {
-        remaining: threshold - count,
-    })
+    Err(err)
 }
 
 /// Check access and unwrap the DEK; counts and audits a wrong secret or passphrase.
-async fn unlock(
+async fn check_access(
     app: &AppState,
     pickup_id: &PickupId,
     secret: &LinkSecret,
@@ -257,19 +321,11 @@ async fn unlock(
     verified: Option<RecipientId>,
     ctx: &RequestCtx,
 ) -> Result<(PickupRow, Dek), PickupError> {
-    let row = live(&app.store, pickup_id).await?;
+    let row = live(app, pickup_id).await?;
     let recipient_bytes = row.recipient_id.as_bytes();
     let message_bytes = row.message_id.as_bytes();
-    let passphrase_key = match (&row.passphrase_salt, passphrase) {
-        (Some(salt), Some(p)) if !p.is_empty() => {
-            let salt =
-                PassphraseSalt::from_slice(salt).map_err(|e| PickupError::Internal(e.into()))?;
-            Some(
-                derive_passphrase_key(app, p, salt)
-                    .await
-                    .map_err(PickupError::Internal)?,
-            )
-        }
+    let passphrase = match (row.passphrase_salt.as_deref(), passphrase) {
+        (Some(salt), Some(p)) if !p.is_empty() => Some((salt, p)),
         (Some(_), _) => return Err(PickupError::PassphraseRequired),
         (None, _) => {
             // Without a passphrase, possession of the mailbox (a one-time code) is the second factor.
@@ -278,6 +334,20 @@ async fn unlock(
             }
             None
         }
+    };
+    // Before the costly part: a client that must wait or is blocked gets no Argon2 run.
+    let had_failures = lockout::admit(app, &row, ctx).await?;
+    let passphrase_key = match passphrase {
+        Some((salt, p)) => {
+            let salt =
+                PassphraseSalt::from_slice(salt).map_err(|e| PickupError::Internal(e.into()))?;
+            Some(
+                derive_passphrase_key(app, p, salt)
+                    .await
+                    .map_err(PickupError::Internal)?,
+            )
+        }
+        None => None,
     };
     let wrapped = row.wrapped_dek.as_deref().ok_or(PickupError::Expired)?;
     let key_id = wrapped_key_id(wrapped).map_err(|e| PickupError::Internal(e.into()))?;
@@ -294,7 +364,14 @@ async fn unlock(
         recipient_bytes,
     );
     match kek.unwrap(wrapped, message_bytes, recipient_bytes) {
-        Ok(dek) => Ok((row, dek)),
+        Ok(dek) => {
+            if had_failures {
+                let mut tx = app.store.begin_write().await?;
+                lockout::forget_client(&mut tx, row.recipient_id, ctx).await?;
+                tx.commit().await?;
+            }
+            Ok((row, dek))
+        }
         Err(CryptoError::CouldNotOpen) => {
             let mut tx = app.store.begin_write().await?;
             let reason = if passphrase_key.is_some() {
@@ -302,7 +379,9 @@ async fn unlock(
             } else {
                 "wrong_secret"
             };
-            let err = count_failure(app, &mut tx, &row, ctx, Action::OpenFailed, reason).await?;
+            let err =
+                lockout::count_failure(app, &mut tx, &row, ctx, (Action::OpenFailed, reason), None)
+                    .await?;
             tx.commit().await?;
             Err(err)
         }
@@ -366,7 +445,7 @@ pub async fn open(
     verified: Option<RecipientId>,
     ctx: &RequestCtx,
 ) -> Result<Opened, PickupError> {
-    let (row, dek) = unlock(app, pickup_id, secret, passphrase, verified, ctx).await?;
+    let (row, dek) = check_access(app, pickup_id, secret, passphrase, verified, ctx).await?;
     let header = header_block(&app.store, &dek, row.message_id).await?;
     let body = |kind| {
         let part = header.first(kind).map(|p| p.part_no);
@@ -382,13 +461,13 @@ pub async fn open(
     let html = body(PartKind::Html).await?;
     let now = now_ms();
     let mut tx = app.store.begin_write().await?;
-    recipients::record_open(&mut tx, row.recipient_id, now).await?;
+    let open_count = recipients::record_open(&mut tx, row.recipient_id, now).await?;
     let recipient_id = row.recipient_id;
     let event = ctx
         .event_as(actor::recipient(recipient_id), Action::Opened)
         .with_message(row.message_id)
         .with_recipient(recipient_id)
-        .with_detail(json!({ "address": row.address, "open_count": row.open_count + 1 }));
+        .with_detail(json!({ "address": row.address, "open_count": open_count }));
     audit::record(&mut tx, event).await?;
     tx.commit().await?;
     Ok(Opened {
@@ -423,7 +502,7 @@ pub async fn open_attachment(
     ),
     PickupError,
 > {
-    let (row, dek) = unlock(app, pickup_id, secret, passphrase, verified, ctx).await?;
+    let (row, dek) = check_access(app, pickup_id, secret, passphrase, verified, ctx).await?;
     let header = header_block(&app.store, &dek, row.message_id).await?;
     let info = header
         .attachments()

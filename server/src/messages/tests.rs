@@ -5,7 +5,12 @@
 //!
 //! Time is not faked: the domain reads the clock (`crate::clock::now_ms`), so where a test
 //! needs time to have passed it moves the stored time instead (`store::testing`). Nothing
-//! sleeps.
+//! sleeps. The lockout rules (per client and per recipient, back-off, unlock) are proved in
+//! `tests/lockout.rs`.
+
+mod lockout;
+
+use std::net::IpAddr;
 
 use sealpost_crypto::{LinkSecret, Passphrase};
 
@@ -15,7 +20,7 @@ use crate::audit;
 use crate::clock::now_ms;
 use crate::ids::{MessageId, PickupId, RecipientId};
 use crate::store::testing as rows;
-use crate::testing::{PickupLink, SENDER, TestApp, TestSender};
+use crate::testing::{PickupLink, SENDER, TestApp, TestAppBuilder, TestSender};
 
 type Result<T = ()> = anyhow::Result<T>;
 
@@ -30,6 +35,14 @@ fn visitor() -> RequestCtx {
     }
 }
 
+/// An anonymous web visitor from `ip`.
+fn from(ip: [u8; 4]) -> RequestCtx {
+    RequestCtx {
+        ip: Some(IpAddr::from(ip)),
+        ..visitor()
+    }
+}
+
 /// One submitted message to [`RECIPIENT`], and the link from its notification.
 struct Fixture {
     t: TestApp,
@@ -40,16 +53,22 @@ struct Fixture {
 }
 
 impl Fixture {
-    /// A message without a passphrase, lockout after `threshold` failures.
+    /// A message without a passphrase, a client blocked after `threshold` failures.
     async fn new(threshold: u32) -> Result<Self> {
         Self::with(threshold, None).await
     }
 
     async fn with(threshold: u32, passphrase: Option<&str>) -> Result<Self> {
-        let t = TestApp::builder()
-            .set("lockout_threshold", threshold)
-            .build()
-            .await?;
+        Self::built(
+            TestApp::builder().set("lockout_threshold", threshold),
+            passphrase,
+        )
+        .await
+    }
+
+    /// A message to [`RECIPIENT`] on an instance with `settings`.
+    async fn built(settings: TestAppBuilder, passphrase: Option<&str>) -> Result<Self> {
+        let t = settings.build().await?;
         let sender = t.add_sender(SENDER).await?;
         let submitted = t
             .submit(&sender, &[RECIPIENT], "the results", passphrase)
@@ -96,16 +115,23 @@ impl Fixture {
         passphrase: Option<&str>,
         verified: Option<RecipientId>,
     ) -> std::result::Result<Opened, PickupError> {
+        self.open_as(&visitor(), secret, passphrase, verified).await
+    }
+
+    async fn open_as(
+        &self,
+        ctx: &RequestCtx,
+        secret: &LinkSecret,
+        passphrase: Option<&str>,
+        verified: Option<RecipientId>,
+    ) -> std::result::Result<Opened, PickupError> {
         let passphrase = passphrase.map(|p| Passphrase::new(p.to_owned()));
-        open(
-            self.app(),
-            self.pickup(),
-            secret,
-            passphrase,
-            verified,
-            &visitor(),
-        )
-        .await
+        open(self.app(), self.pickup(), secret, passphrase, verified, ctx).await
+    }
+
+    /// Let `ms` milliseconds pass for this recipient's lockout and codes.
+    async fn pass(&self, ms: i64) -> Result {
+        Ok(rows::pass_time(self.t.store(), self.pickup().as_str(), ms).await?)
     }
 
     /// `(failed_attempts, locked)` of the recipient.
@@ -129,88 +155,43 @@ fn other_code(code: &str) -> &'static str {
     if code == "000000" { "111111" } else { "000000" }
 }
 
-// ---- lockout ---------------------------------------------------------------------------------
-
-/// Proof: each wrong link secret of a verified recipient counts, `remaining` counts down to
-/// zero, the failure that reaches `lockout_threshold` locks (audited once as `locked`), and a
-/// locked recipient is refused every step — even with the right secret — while the sender
-/// sees it locked.
-#[tokio::test]
-async fn wrong_secrets_count_down_to_the_lockout() -> Result {
-    let f = Fixture::new(3).await?;
-    let verified = f.verified().await?;
-    let wrong = LinkSecret::generate();
-
-    let err = f.open(&wrong, None, Some(verified)).await;
-    assert!(
-        matches!(err, Err(PickupError::WrongSecret { remaining: 2 })),
-        "{err:?}"
-    );
-    assert_eq!(f.failures().await?, (1, false));
-    let err = f.open(&wrong, None, Some(verified)).await;
-    assert!(
-        matches!(err, Err(PickupError::WrongSecret { remaining: 1 })),
-        "{err:?}"
-    );
-    let err = f.open(&wrong, None, Some(verified)).await;
-    assert!(matches!(err, Err(PickupError::Locked)), "{err:?}");
-    assert_eq!(f.failures().await?, (3, true));
-
-    let err = f.open(&f.secret()?, None, Some(verified)).await;
-    assert!(matches!(err, Err(PickupError::Locked)), "{err:?}");
-    let err = landing(f.app(), f.pickup()).await;
-    assert!(matches!(err, Err(PickupError::Locked)), "{err:?}");
-    let err = request_code(f.app(), f.pickup(), &visitor()).await;
-    assert!(matches!(err, Err(PickupError::Locked)), "{err:?}");
-
-    // Refused while locked: not counted again.
-    assert_eq!(f.failures().await?, (3, true));
-    assert_eq!(f.audited("open_failed").await?, 3);
-    assert_eq!(f.audited("locked").await?, 1);
-    let view = sender_view(f.app(), f.sender.user_id, f.message_id).await?;
-    assert!(view.recipients[0].locked, "{view:?}");
-    assert!(audit::verify(f.t.store()).await?.ok());
-    Ok(())
-}
-
-/// Proof: a wrong one-time code counts toward the same lockout, and `remaining` is the smaller
-/// of what the lockout and the code allow (a code takes 5 wrong entries).
-#[tokio::test]
-async fn wrong_codes_count_toward_the_lockout() -> Result {
-    let f = Fixture::new(3).await?;
-    let code = f.code().await?;
-    let wrong = other_code(&code);
-    for remaining in [2, 1] {
-        let err = verify_code(f.app(), f.pickup(), wrong, &visitor()).await;
-        assert!(
-            matches!(err, Err(PickupError::WrongCode { remaining: r }) if r == remaining),
-            "{err:?}"
-        );
+/// The time a refusal or a wrong entry says the client must wait until, if any.
+fn wait_of<T>(result: &std::result::Result<T, PickupError>) -> Option<time::OffsetDateTime> {
+    match result {
+        Err(PickupError::WrongCode(a) | PickupError::WrongSecret(a)) => a.wait_until,
+        Err(PickupError::SlowDown { until }) => Some(*until),
+        _ => None,
     }
-    let err = verify_code(f.app(), f.pickup(), wrong, &visitor()).await;
-    assert!(matches!(err, Err(PickupError::Locked)), "{err:?}");
-    assert_eq!(f.failures().await?, (3, true));
-    assert_eq!(f.audited("verify_failed").await?, 3);
-    assert_eq!(f.audited("locked").await?, 1);
-    // The right code no longer helps.
-    let err = verify_code(f.app(), f.pickup(), &code, &visitor()).await;
-    assert!(matches!(err, Err(PickupError::Locked)), "{err:?}");
-    Ok(())
 }
 
-/// Proof: with the lockout far away, a code is dead after 5 wrong entries (`remaining` counts
-/// them down from 4) and then refuses even the right code, uncounted; a new code works.
+impl Fixture {
+    /// Let the wait that `result` imposes pass (nothing when it imposes none).
+    async fn wait_out<T>(&self, result: &std::result::Result<T, PickupError>) -> Result {
+        if let Some(until) = wait_of(result) {
+            let ms = crate::clock::to_ms(until) - now_ms() + 1;
+            if ms > 0 {
+                self.pass(ms).await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Proof: with the client's block far away, a code is dead after 5 wrong entries (`code_left`
+/// counts them down from 4, the client waiting out its back-off in between) and then refuses
+/// even the right code, uncounted; a new code works.
 #[tokio::test]
 async fn a_code_dies_after_five_wrong_entries() -> Result {
     let f = Fixture::new(10).await?;
     let code = f.code().await?;
     let wrong = other_code(&code);
-    for remaining in [4, 3, 2, 1, 0] {
+    for left in [4, 3, 2, 1, 0] {
         let err = verify_code(f.app(), f.pickup(), wrong, &visitor()).await;
         assert!(
-            matches!(err, Err(PickupError::WrongCode { remaining: r }) if r == remaining),
+            matches!(err, Err(PickupError::WrongCode(Attempts { code_left: Some(l), .. })) if l == left),
             "{err:?}"
         );
+        f.wait_out(&err).await?;
     }
     let err = verify_code(f.app(), f.pickup(), &code, &visitor()).await;
     assert!(matches!(err, Err(PickupError::CodeExpired)), "{err:?}");
@@ -234,8 +215,9 @@ async fn opening_needs_the_verified_recipient_and_is_then_uncounted() -> Result 
 }
 
 /// Proof: a passphrase takes the code's place: the right one opens without any code, a missing
-/// one is `PassphraseRequired` (not counted), and wrong ones count toward the lockout like a
-/// wrong secret.
+/// one is `PassphraseRequired` (not counted), and wrong ones count like a wrong secret: at
+/// `lockout_threshold` the client is blocked, and then even the right passphrase is refused
+/// from it.
 #[tokio::test]
 async fn a_passphrase_takes_the_place_of_the_code() -> Result {
     let f = Fixture::with(3, Some(PASSPHRASE)).await?;
@@ -255,21 +237,18 @@ async fn a_passphrase_takes_the_place_of_the_code() -> Result {
     );
     assert_eq!(f.failures().await?, (0, false));
 
+    for remaining in [2, 1] {
+        let err = f.open(&f.secret()?, Some("wrong"), None).await;
+        assert!(
+            matches!(err, Err(PickupError::WrongSecret(Attempts { remaining: r, then: Limit::Blocked { .. }, .. })) if r == remaining),
+            "{err:?}"
+        );
+    }
     let err = f.open(&f.secret()?, Some("wrong"), None).await;
-    assert!(
-        matches!(err, Err(PickupError::WrongSecret { remaining: 2 })),
-        "{err:?}"
-    );
-    let err = f.open(&f.secret()?, Some("wrong"), None).await;
-    assert!(
-        matches!(err, Err(PickupError::WrongSecret { remaining: 1 })),
-        "{err:?}"
-    );
-    let err = f.open(&f.secret()?, Some("wrong"), None).await;
-    assert!(matches!(err, Err(PickupError::Locked)), "{err:?}");
+    assert!(matches!(err, Err(PickupError::Blocked { .. })), "{err:?}");
     let err = f.open(&f.secret()?, Some(PASSPHRASE), None).await;
-    assert!(matches!(err, Err(PickupError::Locked)), "{err:?}");
-    assert_eq!(f.failures().await?, (3, true));
+    assert!(matches!(err, Err(PickupError::Blocked { .. })), "{err:?}");
+    assert_eq!(f.failures().await?, (3, false));
     Ok(())
 }
 
@@ -335,6 +314,82 @@ async fn at_most_five_codes_an_hour() -> Result {
     Ok(())
 }
 
+/// Proof: entering a code when none was ever sent is `CodeExpired` and audited
+/// (`verify_failed`, reason `no_code`), like any other code that cannot be checked.
+#[tokio::test]
+async fn a_code_entered_before_any_was_sent_is_audited() -> Result {
+    let f = Fixture::new(10).await?;
+    let err = verify_code(f.app(), f.pickup(), "123456", &visitor()).await;
+    assert!(matches!(err, Err(PickupError::CodeExpired)), "{err:?}");
+    let failed = rows::audited(f.t.store(), "verify_failed").await?;
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert!(failed[0].detail.contains("no_code"), "{failed:?}");
+    assert_eq!(f.failures().await?, (0, false));
+    Ok(())
+}
+
+/// Proof: refusals a stranger can repeat at will — a dead code entered again and again, codes
+/// asked for beyond the hourly limit — are audited one by one only `audit_refusals_per_window`
+/// times per client and window; the rest are counted into one `refusals_counted` event each.
+#[tokio::test]
+async fn repeated_code_refusals_are_counted_not_audited_one_by_one() -> Result {
+    let f = Fixture::new(10).await?;
+    for _ in 0..4 {
+        request_code(f.app(), f.pickup(), &visitor()).await?;
+    }
+    let code = f.code().await?;
+    verify_code(f.app(), f.pickup(), &code, &visitor()).await?;
+    for _ in 0..20 {
+        let err = verify_code(f.app(), f.pickup(), &code, &from([127, 0, 0, 2])).await;
+        assert!(matches!(err, Err(PickupError::CodeExpired)), "{err:?}");
+        let err = request_code(f.app(), f.pickup(), &from([127, 0, 0, 2])).await;
+        assert!(matches!(err, Err(PickupError::TooManyRequests)), "{err:?}");
+    }
+    assert_eq!(f.audited("verify_failed").await?, 3);
+    assert_eq!(f.audited("code_failed").await?, 3);
+    crate::jobs::flush_refusals(f.t.store(), &f.app().throttle, true).await?;
+    let counted = rows::audited(f.t.store(), "refusals_counted").await?;
+    assert_eq!(counted.len(), 2, "{counted:?}");
+    assert!(
+        counted.iter().all(|e| e.detail.contains("\"count\":17")),
+        "{counted:?}"
+    );
+    Ok(())
+}
+
+/// Proof: a code request while the outbound relay is down stores no code and so uses up none
+/// of the hourly five: after six failed requests (each `Unavailable`, audited `code_failed`,
+/// none `TooManyRequests`), five codes can still be sent once the relay is back.
+#[tokio::test]
+async fn a_relay_outage_does_not_use_up_the_hourly_codes() -> Result {
+    let f = Fixture::new(10).await?;
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let mut down = f.app().clone();
+    down.mailer = crate::notify::Mailer::new(
+        &crate::config::Outbound::Smtp {
+            implicit_tls: false,
+            host: "127.0.0.1".to_owned(),
+            port: closed,
+            username: None,
+            password: None,
+        },
+        &f.t.config().outbox_dir(),
+        "Sealpost <sealpost@localhost>",
+    )?;
+    for _ in 0..6 {
+        let err = request_code(&down, f.pickup(), &visitor()).await;
+        assert!(matches!(err, Err(PickupError::Unavailable(_))), "{err:?}");
+    }
+    assert_eq!(rows::count_rows(f.t.store(), "access_codes").await?, 0);
+    assert_eq!(f.audited("code_failed").await?, 6);
+    for _ in 0..5 {
+        request_code(f.app(), f.pickup(), &visitor()).await?;
+    }
+    Ok(())
+}
+
 // ---- opening, revoking, expiry ---------------------------------------------------------------
 
 /// Proof: each open is recorded for the sender (first open, count) and audited `opened`.
@@ -353,6 +408,30 @@ async fn each_open_is_recorded_for_the_sender() -> Result {
     assert!(view.recipients[0].first_opened_at.is_some(), "{view:?}");
     assert_eq!(f.audited("opened").await?, 2);
     assert!(audit::verify(f.t.store()).await?.ok());
+    Ok(())
+}
+
+/// Proof: concurrent opens each audit their own open count — together 1, 2, 3 and 4 — not a
+/// count read before the others were recorded.
+#[tokio::test]
+async fn concurrent_opens_audit_their_own_open_count() -> Result {
+    let f = Fixture::new(10).await?;
+    let verified = f.verified().await?;
+    let secret = f.secret()?;
+    let opens = (0..4).map(|_| f.open(&secret, None, Some(verified)));
+    for opened in futures_util::future::join_all(opens).await {
+        opened?;
+    }
+    let mut counts: Vec<String> = rows::audited(f.t.store(), "opened")
+        .await?
+        .into_iter()
+        .map(|r| r.detail)
+        .collect();
+    counts.sort();
+    let expected: Vec<String> = (1..=4)
+        .map(|n| format!("{{\"address\":\"{RECIPIENT}\",\"open_count\":{n}}}"))
+        .collect();
+    assert_eq!(counts, expected);
     Ok(())
 }
 

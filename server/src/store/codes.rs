@@ -10,6 +10,7 @@ use crate::ids::RecipientId;
 pub struct CodeRow {
     pub id: String,
     pub code_hash: Vec<u8>,
+    pub created_at: i64,
     pub expires_at: i64,
     pub attempts: i64,
     pub used_at: Option<i64>,
@@ -56,7 +57,7 @@ pub async fn latest_code(
     recipient_id: RecipientId,
 ) -> Result<Option<CodeRow>> {
     Ok(sqlx::query_as(
-        "SELECT id, code_hash, expires_at, attempts, used_at FROM access_codes \
+        "SELECT id, code_hash, created_at, expires_at, attempts, used_at FROM access_codes \
          WHERE recipient_id = ? ORDER BY created_at DESC, rowid DESC LIMIT 1",
     )
     .bind(recipient_id)

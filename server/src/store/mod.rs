@@ -31,6 +31,7 @@ pub mod codes;
 mod durable;
 pub mod messages;
 pub mod parts;
+pub mod pickup_failures;
 pub mod purge;
 pub mod recipients;
 pub mod relays;

@@ -1,5 +1,6 @@
 //! The `recipients` table: one row per recipient of a message, with its wrapped data key,
-//! pickup id, failed-attempt count and open times.
+//! pickup id, total of failed attempts, lock and open times. (The failures of each client
+//! are in `pickup_failures`.)
 
 use super::{Result, SqliteConnection};
 use crate::clock::UnixMillis;
@@ -42,7 +43,6 @@ pub struct PickupRow {
     pub passphrase_salt: Option<Vec<u8>>,
     pub failed_attempts: i64,
     pub locked_at: Option<i64>,
-    pub open_count: i64,
     pub sender_address: String,
     pub created_at: i64,
     pub expires_at: i64,
@@ -58,7 +58,7 @@ pub async fn pickup(
 ) -> Result<Option<PickupRow>> {
     Ok(sqlx::query_as(
         "SELECT r.id AS recipient_id, r.message_id, r.address, r.wrapped_dek, r.passphrase_salt, \
-         r.failed_attempts, r.locked_at, r.open_count, m.sender_address, m.created_at, m.expires_at, \
+         r.failed_attempts, r.locked_at, m.sender_address, m.created_at, m.expires_at, \
          m.revoked_at, m.purged_at, m.part_count \
          FROM recipients r JOIN messages m ON m.id = r.message_id \
          WHERE r.pickup_id = ? AND m.state = 'ready'",
@@ -68,43 +68,103 @@ pub async fn pickup(
     .await?)
 }
 
-/// Count one failed attempt; lock the recipient when the count reaches `threshold`.
-/// Returns the new count and whether this call locked it.
-pub async fn record_failure(
-    conn: &mut SqliteConnection,
-    recipient_id: RecipientId,
-    threshold: u32,
-    now: UnixMillis,
-) -> Result<(u32, bool)> {
-    let (count, locked_at): (i64, Option<i64>) = sqlx::query_as(
-        "UPDATE recipients SET failed_attempts = failed_attempts + 1, \
-         locked_at = CASE WHEN locked_at IS NULL AND failed_attempts + 1 >= ? THEN ? ELSE locked_at END \
-         WHERE id = ? RETURNING failed_attempts, locked_at",
+/// Count one failed attempt toward the recipient's total; returns the new total.
+pub async fn add_failure(conn: &mut SqliteConnection, recipient_id: RecipientId) -> Result<u32> {
+    let count: i64 = sqlx::query_scalar(
+        "UPDATE recipients SET failed_attempts = failed_attempts + 1 WHERE id = ? \
+         RETURNING failed_attempts",
     )
-    .bind(i64::from(threshold))
-    .bind(now)
     .bind(recipient_id)
     .fetch_one(&mut *conn)
     .await?;
-    let count = u32::try_from(count).unwrap_or(u32::MAX);
-    Ok((count, locked_at == Some(now) && count == threshold))
+    Ok(u32::try_from(count).unwrap_or(u32::MAX))
 }
 
+/// When the recipient was locked, if it is.
+pub async fn locked_at(
+    conn: &mut SqliteConnection,
+    recipient_id: RecipientId,
+) -> Result<Option<UnixMillis>> {
+    Ok(
+        sqlx::query_scalar("SELECT locked_at FROM recipients WHERE id = ?")
+            .bind(recipient_id)
+            .fetch_one(&mut *conn)
+            .await?,
+    )
+}
+
+/// Lock the recipient for every client, unless it is locked already; returns whether this
+/// call locked it.
+pub async fn lock(
+    conn: &mut SqliteConnection,
+    recipient_id: RecipientId,
+    now: UnixMillis,
+) -> Result<bool> {
+    let done =
+        sqlx::query("UPDATE recipients SET locked_at = ? WHERE id = ? AND locked_at IS NULL")
+            .bind(now)
+            .bind(recipient_id)
+            .execute(&mut *conn)
+            .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Lift the recipient's lock and set its total of failed attempts back to zero.
+pub async fn unlock(conn: &mut SqliteConnection, recipient_id: RecipientId) -> Result<()> {
+    sqlx::query("UPDATE recipients SET locked_at = NULL, failed_attempts = 0 WHERE id = ?")
+        .bind(recipient_id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// A recipient as an unlock sees it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct LockRow {
+    pub id: RecipientId,
+    pub address: String,
+    pub failed_attempts: i64,
+    pub locked_at: Option<i64>,
+}
+
+/// The recipients of ready message `message_id` (only if `owner` sent it, when given), all of
+/// them or the one whose address is `address` (without regard to case).
+pub async fn lock_rows(
+    conn: &mut SqliteConnection,
+    message_id: MessageId,
+    owner: Option<&str>,
+    address: Option<&str>,
+) -> Result<Vec<LockRow>> {
+    Ok(sqlx::query_as(
+        "SELECT r.id, r.address, r.failed_attempts, r.locked_at \
+         FROM recipients r JOIN messages m ON m.id = r.message_id \
+         WHERE m.id = ? AND m.state = 'ready' AND (? IS NULL OR m.sender_user_id = ?) \
+         AND (? IS NULL OR lower(r.address) = lower(?)) ORDER BY r.rowid",
+    )
+    .bind(message_id)
+    .bind(owner)
+    .bind(owner)
+    .bind(address)
+    .bind(address)
+    .fetch_all(&mut *conn)
+    .await?)
+}
+
+/// Record one open; returns the new open count.
 pub async fn record_open(
     conn: &mut SqliteConnection,
     recipient_id: RecipientId,
     now: UnixMillis,
-) -> Result<()> {
-    sqlx::query(
+) -> Result<i64> {
+    Ok(sqlx::query_scalar(
         "UPDATE recipients SET open_count = open_count + 1, last_opened_at = ?, \
-         first_opened_at = COALESCE(first_opened_at, ?) WHERE id = ?",
+         first_opened_at = COALESCE(first_opened_at, ?) WHERE id = ? RETURNING open_count",
     )
     .bind(now)
     .bind(now)
     .bind(recipient_id)
-    .execute(&mut *conn)
-    .await?;
-    Ok(())
+    .fetch_one(&mut *conn)
+    .await?)
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]

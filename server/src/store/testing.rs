@@ -39,6 +39,7 @@ const TABLES: &[&str] = &[
     "sessions",
     "audit_events",
     "relays",
+    "pickup_failures",
 ];
 
 /// How many rows `table` holds.
@@ -245,4 +246,50 @@ pub(crate) fn files_holding(db: &std::path::Path, needle: &[u8]) -> Result<Vec<S
         }
     }
     Ok(found)
+}
+
+/// Let `ms` milliseconds pass for the recipient with `pickup_id`: every lockout time and
+/// code time of theirs moves that far into the past (failures, blocks, the lock, codes).
+pub(crate) async fn pass_time(store: &Store, pickup_id: &str, ms: i64) -> Result<()> {
+    let mut conn = store.acquire().await?;
+    let recipient = "(SELECT id FROM recipients WHERE pickup_id = ?2)";
+    let statements = [
+        format!(
+            "UPDATE pickup_failures SET last_failed_at = last_failed_at - ?1, \
+             blocked_until = blocked_until - ?1 WHERE recipient_id = {recipient}"
+        ),
+        format!("UPDATE recipients SET locked_at = locked_at - ?1 WHERE id = {recipient}"),
+        format!(
+            "UPDATE access_codes SET created_at = created_at - ?1, \
+             expires_at = expires_at - ?1 WHERE recipient_id = {recipient}"
+        ),
+    ];
+    for sql in statements {
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(ms)
+            .bind(pickup_id)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
+}
+
+/// The failures each client has on record at the recipient with `pickup_id`:
+/// `(client, failures, blocked)`, by client.
+pub(crate) async fn client_failures(
+    store: &Store,
+    pickup_id: &str,
+) -> Result<Vec<(String, i64, bool)>> {
+    let mut conn = store.acquire().await?;
+    let rows: Vec<(String, i64, Option<i64>)> = sqlx::query_as(
+        "SELECT client, failures, blocked_until FROM pickup_failures \
+         WHERE recipient_id = (SELECT id FROM recipients WHERE pickup_id = ?) ORDER BY client",
+    )
+    .bind(pickup_id)
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(client, n, blocked)| (client, n, blocked.is_some()))
+        .collect())
 }

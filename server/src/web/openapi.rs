@@ -20,16 +20,23 @@ use super::api;
 #[openapi(
     info(
         title = "Sealpost API",
-        description = "Submit messages for secure pickup, follow their delivery, revoke them. \
+        description = "Submit messages for secure pickup, follow their delivery, revoke them, \
+                       unlock their recipients. \
                        Authenticate with `Authorization: Bearer <token>` (tokens are created \
                        with `sealpost user token`). Errors are `{\"error\": code, \"message\": text}`."
     ),
-    paths(api::submit::submit, api::get_message, api::revoke_message),
+    paths(
+        api::submit::submit,
+        api::get_message,
+        api::revoke_message,
+        api::unlock_message
+    ),
     components(schemas(
         api::SubmitRequest,
         api::AttachmentUpload,
         api::SubmitResponse,
         api::RecipientResult,
+        api::UnlockRequest,
         SenderViewDoc,
         RecipientViewDoc,
         MultipartDoc,
@@ -87,7 +94,10 @@ pub struct RecipientViewDoc {
     pub first_opened_at: Option<String>,
     pub last_opened_at: Option<String>,
     pub open_count: i64,
-    /// Too many failed attempts: the message is locked for this recipient.
+    /// Too many failed attempts from all clients together: the message is locked for this
+    /// recipient until they unlock it with a new one-time code (after
+    /// `lockout_cooldown_minutes`) or the sender unlocks it
+    /// (`POST /api/v1/messages/{id}/unlock`).
     pub locked: bool,
 }
 

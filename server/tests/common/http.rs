@@ -50,6 +50,51 @@ impl App {
         Reply::from(req.send_form(fields.iter().copied()))
     }
 
+    /// A browser-like form post, as [`App::post_form`], from the local address `from` (any
+    /// loopback address, such as 127.0.0.2: another client as the server sees it), over a raw
+    /// socket bound to it.
+    pub fn post_form_from(
+        &self,
+        from: std::net::IpAddr,
+        path: &str,
+        fields: &[(&str, &str)],
+        cookie: Option<&str>,
+    ) -> Reply {
+        use std::io::Write;
+        let addr = self.base_url.trim_start_matches("http://");
+        let server: std::net::SocketAddr = addr.parse().expect("server address");
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .build()
+            .expect("tokio runtime");
+        let mut stream = runtime.block_on(async {
+            let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+            socket
+                .bind(std::net::SocketAddr::new(from, 0))
+                .unwrap_or_else(|e| panic!("bind {from}: {e}"));
+            let stream = socket.connect(server).await.expect("connect");
+            let stream = stream.into_std().expect("std stream");
+            stream.set_nonblocking(false).expect("blocking");
+            stream
+        });
+        stream
+            .set_read_timeout(Some(HTTP_TIMEOUT))
+            .expect("read timeout");
+        let body: String = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(fields.iter().copied())
+            .finish();
+        let cookie = cookie.map_or_else(String::new, |c| format!("Cookie: {c}\r\n"));
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nHost: {addr}\r\nOrigin: {}\r\n\
+             Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\
+             {cookie}Connection: close\r\n\r\n{body}",
+            self.base_url,
+            body.len()
+        );
+        stream.write_all(head.as_bytes()).expect("write request");
+        parse_http(&read_rest(&mut stream, Vec::new()))
+    }
+
     /// `POST path` with a raw body and content type; `token` as a bearer token when given.
     pub fn post_raw(
         &self,

@@ -10,7 +10,8 @@
 //! - `audit`: invariant 6 (`audit verify` finds tampering);
 //! - `flood`: floods from one client add a bounded number of audit rows;
 //! - `hangups`: clients that hang up mid-request leave every write path working;
-//! - `lockout`: wrong secrets and passphrases, counted and audited, lock the recipient;
+//! - `lockout`: wrong codes, secrets and passphrases, counted per client (a stranger blocks
+//!   only itself) and per recipient, and the ways a lock lifts;
 //! - `refusals`: invariant 7 (clear refusals for bad API input, oversize bodies, dead pickups).
 
 #[path = "../common/mod.rs"]

@@ -35,6 +35,8 @@ pub enum ErrorCode {
     Expired,
     Revoked,
     Locked,
+    Blocked,
+    SlowDown,
     NotVerified,
     WrongSecret,
     PassphraseRequired,
@@ -78,7 +80,7 @@ impl ErrorCode {
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::Expired | Self::Revoked | Self::CodeExpired => StatusCode::GONE,
             Self::Locked => StatusCode::LOCKED,
-            Self::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
+            Self::TooManyRequests | Self::Blocked | Self::SlowDown => StatusCode::TOO_MANY_REQUESTS,
             Self::Conflict => StatusCode::CONFLICT,
             Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
@@ -92,6 +94,8 @@ impl ErrorCode {
             Self::Expired => "This message has expired",
             Self::Revoked => "This message was withdrawn",
             Self::Locked => "This message is locked",
+            Self::Blocked => "Too many wrong entries from your network",
+            Self::SlowDown => "Please wait a moment",
             Self::NotVerified => "Confirm your email address first",
             Self::CodeExpired => "This code can no longer be used",
             Self::TooManyRequests => "Please wait a moment",
@@ -111,7 +115,8 @@ impl ErrorCode {
             ),
             Self::Locked => Some(
                 "There were too many failed attempts, so this message is locked to protect it. \
-                 Please contact the sender and ask them to send it again.",
+                 After a short wait you can unlock it yourself: open the link from your email \
+                 again and ask for a one-time code. The sender can also unlock it for you.",
             ),
             Self::Expired => Some(
                 "Messages are kept only for a limited time and this one has been deleted. \
@@ -133,6 +138,8 @@ impl ErrorCode {
             Self::NotVerified
                 | Self::CodeExpired
                 | Self::TooManyRequests
+                | Self::Blocked
+                | Self::SlowDown
                 | Self::BadRequest
                 | Self::Forbidden
                 | Self::Unavailable

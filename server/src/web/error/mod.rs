@@ -10,6 +10,8 @@
 //! - Domain errors ([`SubmitError`], [`Refusal`], [`PickupError`]) convert with `?` and get
 //!   their [`ErrorCode`] here, in [`AppError::parts`], and nowhere else; the code decides the
 //!   status ([`ErrorCode::status`]) and the error page's title and text.
+//! - A refusal that says when to come back (`Throttled`, and the pickup back-off's
+//!   `PickupError::SlowDown` and `PickupError::Blocked`) carries `Retry-After` in seconds.
 //! - Under `/api/` the body is JSON `{"error": code, "message": text}` (a 401 also carries
 //!   `WWW-Authenticate: Bearer`); elsewhere it is an HTML page a person can read, with a way
 //!   back to the start of the pickup when the path names one. The choice is made by
@@ -173,11 +175,13 @@ fn pickup_code(e: &PickupError) -> ErrorCode {
         PickupError::NotFound => ErrorCode::NotFound,
         PickupError::Expired => ErrorCode::Expired,
         PickupError::Revoked => ErrorCode::Revoked,
-        PickupError::Locked => ErrorCode::Locked,
+        PickupError::Locked(_) => ErrorCode::Locked,
+        PickupError::Blocked { .. } => ErrorCode::Blocked,
+        PickupError::SlowDown { .. } => ErrorCode::SlowDown,
         PickupError::NotVerified => ErrorCode::NotVerified,
-        PickupError::WrongSecret { .. } => ErrorCode::WrongSecret,
+        PickupError::WrongSecret(_) => ErrorCode::WrongSecret,
         PickupError::PassphraseRequired => ErrorCode::PassphraseRequired,
-        PickupError::WrongCode { .. } => ErrorCode::WrongCode,
+        PickupError::WrongCode(_) => ErrorCode::WrongCode,
         PickupError::CodeExpired => ErrorCode::CodeExpired,
         PickupError::TooManyRequests => ErrorCode::TooManyRequests,
         PickupError::Unavailable(_) => ErrorCode::Unavailable,
@@ -210,6 +214,7 @@ impl IntoResponse for AppError {
         let status = code.status();
         let retry_after = match &self {
             Self::Throttled(wait) => Some(wait.seconds()),
+            Self::Pickup(e) => e.retry_after().map(RetryAfter::seconds),
             _ => None,
         };
         if status.is_server_error() {

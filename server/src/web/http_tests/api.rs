@@ -135,6 +135,10 @@ async fn openapi_describes_the_api() -> TestResult {
         "{json}"
     );
     assert!(
+        json["paths"]["/api/v1/messages/{id}/unlock"]["post"].is_object(),
+        "{json}"
+    );
+    assert!(
         json["components"]["securitySchemes"]["bearer"].is_object(),
         "{json}"
     );

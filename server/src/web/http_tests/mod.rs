@@ -6,9 +6,11 @@
 //!
 //! - `api.rs`: `/api/v1` (tokens, submissions and their refusals, the sender's view);
 //! - `pickup.rs`: the recipient pages `/p/{id}`;
+//! - `lockout.rs`: waits, blocks and the locked page, and the sender's unlock endpoint;
 //! - `site.rs`: what every page shares (static files, the cross-site check, 404s).
 
 mod api;
+mod lockout;
 mod pickup;
 mod site;
 

@@ -62,8 +62,8 @@ async fn landing_offers_the_code_step_and_sets_no_cookie() -> TestResult {
     Ok(())
 }
 
-/// Proof: `POST /code` shows the verify form; a wrong code is `403` with the attempts left on
-/// the form again; the right one is `200` with the open form and an `HttpOnly`,
+/// Proof: `POST /code` shows the verify form; a wrong code is `403` with the code's tries
+/// left and what comes next on the form again; the right one is `200` with the open form and an `HttpOnly`,
 /// `SameSite=Strict` session cookie.
 #[tokio::test]
 async fn code_pages_map_a_wrong_code_to_403() -> TestResult {
@@ -85,7 +85,9 @@ async fn code_pages_map_a_wrong_code_to_403() -> TestResult {
         .await?;
     assert_eq!(reply.status, StatusCode::FORBIDDEN, "{}", reply.text());
     assert!(
-        reply.text().contains("attempts are left"),
+        reply
+            .text()
+            .contains("This code stops working after 4 more wrong entries."),
         "{}",
         reply.text()
     );
@@ -108,8 +110,8 @@ async fn code_pages_map_a_wrong_code_to_403() -> TestResult {
     Ok(())
 }
 
-/// Proof: opening without a verified session is `401`; a wrong secret is `403` with the
-/// attempts left; the right one is `200` with the page headers, the subject, the text escaped,
+/// Proof: opening without a verified session is `401`; a wrong secret is `403` saying what
+/// comes next; the right one is `200` with the page headers, the subject, the text escaped,
 /// the HTML in a sandboxed frame without its remote image, and the attachment listed.
 #[tokio::test]
 async fn open_page_maps_refusals_and_renders_the_message() -> TestResult {
@@ -132,7 +134,7 @@ async fn open_page_maps_refusals_and_renders_the_message() -> TestResult {
         .await?;
     assert_eq!(reply.status, StatusCode::FORBIDDEN, "{}", reply.text());
     assert!(
-        reply.text().contains("attempts are left"),
+        reply.text().contains("After 2 more wrong entries"),
         "{}",
         reply.text()
     );

@@ -11,16 +11,16 @@
 //! forms) written back into a `no-store` page. The session holds only the verified recipient
 //! id. Every decision (lockout, counting attempts, auditing) is the domain's.
 
+mod download;
+mod texts;
 mod views;
 
 use crate::ids::{PickupId, RecipientId};
 use axum::Router;
-use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{Redirect, Response};
 use axum::routing::{get, post};
-use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use sealpost_crypto::{LinkSecret, Passphrase};
 use serde::Deserialize;
 use serde_json::json;
@@ -28,23 +28,23 @@ use tower_sessions::Session;
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
 use self::views::{
-    AttachmentRow, CodePage, LandingPage, MessagePage, Notice, OpenPage, format_size, format_time,
-    sanitize_html,
+    AttachmentRow, CodePage, LandingPage, LockedPage, MessagePage, Notice, OpenPage, format_size,
+    format_time, sanitize_html,
 };
 use super::page::{Layout, PageForm, render};
 use super::{AppError, AppState};
 use crate::audit::{self, Action, actor};
-use crate::messages::{self, PickupError, RequestCtx};
+use crate::messages::{self, Landing, Lock, PickupError, RequestCtx};
 use crate::throttle::{Disposition, Gate, Refused};
 
 /// The pickup routes. Every form post first spends one unit of the client's
-/// `pickup_posts_per_minute` budget ([`throttled`]); the landing page (a GET) does not.
+/// `pickup_posts_per_minute` budget (`throttled`); the landing page (a GET) does not.
 pub fn router(state: &AppState) -> Router<AppState> {
     let posts = Router::new()
         .route("/p/{id}/code", post(request_code))
         .route("/p/{id}/verify", post(verify))
         .route("/p/{id}/open", post(open))
-        .route("/p/{id}/attachments/{part_no}", post(download))
+        .route("/p/{id}/attachments/{part_no}", post(download::download))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             throttled,
@@ -112,6 +112,42 @@ async fn back_to_start(Path(id): Path<String>) -> Result<Redirect, AppError> {
     Ok(Redirect::to(&format!("/p/{id}")))
 }
 
+/// The page of a recipient locked for every client (`423`): when and how it can be unlocked.
+fn locked_page(id: &PickupId, info: &Landing, lock: Lock) -> Response {
+    render(
+        StatusCode::LOCKED,
+        &LockedPage {
+            layout: Layout::pickup(id.as_str()),
+            pickup_id: id.as_str(),
+            sender: &info.sender_address,
+            masked_recipient: &info.masked_recipient,
+            expires: format_time(info.expires_at),
+            code_from: messages::clock_text(lock.code_from),
+            code_now: lock.code_now,
+        },
+    )
+}
+
+/// A domain refusal as a response: a locked recipient gets its own page, everything else
+/// goes to [`AppError`].
+async fn refused(app: &AppState, id: &PickupId, err: PickupError) -> Result<Response, AppError> {
+    let PickupError::Locked(lock) = err else {
+        return Err(err.into());
+    };
+    let info = messages::landing(app, id).await?;
+    Ok(locked_page(id, &info, lock))
+}
+
+/// `response` with `Retry-After` for a refusal that says when to come back.
+fn retry_after(mut response: Response, err: &PickupError) -> Response {
+    if let Some(wait) = err.retry_after() {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(wait.seconds()));
+    }
+    response
+}
+
 /// `GET /p/{id}`: who sent it, to whom, until when, and the next step. Reads only; starts no
 /// session.
 async fn landing(
@@ -121,6 +157,9 @@ async fn landing(
 ) -> Result<Response, AppError> {
     let id = pickup_id(&id)?;
     let info = messages::landing(&app, &id).await?;
+    if let Some(lock) = info.lock {
+        return Ok(locked_page(&id, &info, lock));
+    }
     let verified = verified_recipient(&session, &id).await?.is_some();
     Ok(render(
         StatusCode::OK,
@@ -145,7 +184,10 @@ async fn request_code(
 ) -> Result<Response, AppError> {
     let id = pickup_id(&id)?;
     let info = messages::landing(&app, &id).await?;
-    let sent = messages::request_code(&app, &id, &ctx).await?;
+    let sent = match messages::request_code(&app, &id, &ctx).await {
+        Ok(sent) => sent,
+        Err(e) => return refused(&app, &id, e).await,
+    };
     Ok(render(
         StatusCode::OK,
         &CodePage {
@@ -153,7 +195,10 @@ async fn request_code(
             pickup_id: id.as_str(),
             masked_recipient: &info.masked_recipient,
             valid_minutes: Some(sent.valid_minutes),
-            notice: None,
+            notice: info.lock.map(|_| Notice {
+                kind: "warn",
+                text: "When you enter the code, the message will be unlocked.".to_owned(),
+            }),
         },
     ))
 }
@@ -201,6 +246,11 @@ async fn verify(
                 .insert(&verified_key(&id), verified.recipient_id)
                 .await
                 .map_err(session_error)?;
+            let text = if verified.unlocked {
+                "Thank you: your email address is confirmed and the message is unlocked."
+            } else {
+                "Thank you: your email address is confirmed."
+            };
             Ok(render(
                 StatusCode::OK,
                 &OpenPage {
@@ -209,27 +259,26 @@ async fn verify(
                     passphrase_required: info.passphrase_required,
                     notice: Some(Notice {
                         kind: "ok",
-                        text: "Thank you: your email address is confirmed.".to_owned(),
+                        text: text.to_owned(),
                     }),
                 },
             ))
         }
-        Err(PickupError::WrongCode { remaining }) => Ok(code_page(
+        Err(PickupError::WrongCode(attempts)) => Ok(code_page(
             StatusCode::FORBIDDEN,
             Notice::error(format!(
                 "That code is not right. {}",
-                attempts_left(remaining)
+                texts::after_wrong_entry(&attempts)
             )),
         )),
-        Err(e) => Err(e.into()),
-    }
-}
-
-fn attempts_left(remaining: u32) -> String {
-    match remaining {
-        0 => "No attempts are left.".to_owned(),
-        1 => "1 attempt is left before the message is locked.".to_owned(),
-        n => format!("{n} attempts are left before the message is locked."),
+        Err(e @ PickupError::SlowDown { until }) => Ok(retry_after(
+            code_page(
+                StatusCode::TOO_MANY_REQUESTS,
+                Notice::error(texts::too_soon(until)),
+            ),
+            &e,
+        )),
+        Err(e) => refused(&app, &id, e).await,
     }
 }
 
@@ -287,12 +336,22 @@ async fn open(
     };
     let opened = match messages::open(&app, &id, &secret, form.passphrase(), verified, &ctx).await {
         Ok(opened) => opened,
-        Err(PickupError::WrongSecret { remaining }) => {
+        Err(PickupError::WrongSecret(attempts)) => {
             let text = format!(
                 "The access code or passphrase is not right. {}",
-                attempts_left(remaining)
+                texts::after_wrong_entry(&attempts)
             );
             return open_form_again(&app, &id, StatusCode::FORBIDDEN, &text).await;
+        }
+        Err(e @ PickupError::SlowDown { until }) => {
+            let page = open_form_again(
+                &app,
+                &id,
+                StatusCode::TOO_MANY_REQUESTS,
+                &texts::too_soon(until),
+            )
+            .await?;
+            return Ok(retry_after(page, &e));
         }
         Err(PickupError::PassphraseRequired) => {
             return open_form_again(
@@ -322,7 +381,7 @@ async fn open(
                 },
             ));
         }
-        Err(e) => return Err(e.into()),
+        Err(e) => return refused(&app, &id, e).await,
     };
     let k = secret.encode();
     let sender = match &opened.sender_name {
@@ -372,158 +431,9 @@ async fn open_form_again(
     ))
 }
 
-/// `POST /p/{id}/attachments/{part_no}`: stream one attachment, decrypting as it goes.
-async fn download(
-    State(app): State<AppState>,
-    Path((id, part_no)): Path<(String, String)>,
-    session: Session,
-    ctx: RequestCtx,
-    PageForm(form): PageForm<SecretForm>,
-) -> Result<Response, AppError> {
-    let id = pickup_id(&id)?;
-    let part_no: u32 = part_no.parse().map_err(|_| PickupError::NotFound)?;
-    let verified = verified_recipient(&session, &id).await?;
-    let ctx = with_actor(ctx, verified);
-    let secret = form
-        .secret()
-        .ok_or(PickupError::WrongSecret { remaining: 0 })?;
-    let (info, stream) = messages::open_attachment(
-        &app,
-        &id,
-        &secret,
-        form.passphrase(),
-        verified,
-        part_no,
-        &ctx,
-    )
-    .await?;
-    let mut response = Body::from_stream(stream).into_response();
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static(download_type(&info.content_type)),
-    );
-    if let Ok(v) = HeaderValue::from_str(&content_disposition(&info.filename)) {
-        headers.insert(header::CONTENT_DISPOSITION, v);
-    }
-    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(info.size));
-    // Should a browser render it anyway, it runs sandboxed with nothing allowed.
-    headers.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static("sandbox; default-src 'none'"),
-    );
-    Ok(response)
-}
-
-/// Content types passed through for downloads (the browser saves rather than shows them, as
-/// the response is `Content-Disposition: attachment` with `nosniff`); anything else is
-/// `application/octet-stream`.
-fn download_type(declared: &str) -> &'static str {
-    const SAFE: &[&str] = &[
-        "application/pdf",
-        "application/zip",
-        "application/msword",
-        "application/vnd.ms-excel",
-        "application/vnd.ms-powerpoint",
-        "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
-        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-        "application/vnd.openxmlformats-officedocument.presentationml.presentation",
-        "application/vnd.oasis.opendocument.text",
-        "application/vnd.oasis.opendocument.spreadsheet",
-        "application/vnd.oasis.opendocument.presentation",
-        "image/png",
-        "image/jpeg",
-        "image/gif",
-        "image/webp",
-        "text/plain",
-        "text/csv",
-        "audio/mpeg",
-        "video/mp4",
-    ];
-    let essence = declared
-        .split(';')
-        .next()
-        .unwrap_or_default()
-        .trim()
-        .to_ascii_lowercase();
-    SAFE.iter()
-        .find(|t| **t == essence)
-        .copied()
-        .unwrap_or("application/octet-stream")
-}
-
-/// RFC 5987 `attr-char`: everything else is percent-encoded in `filename*`.
-const ATTR_CHAR: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'!')
-    .remove(b'#')
-    .remove(b'$')
-    .remove(b'&')
-    .remove(b'+')
-    .remove(b'-')
-    .remove(b'.')
-    .remove(b'^')
-    .remove(b'_')
-    .remove(b'`')
-    .remove(b'|')
-    .remove(b'~');
-
-/// `attachment; filename="<ASCII fallback>"; filename*=UTF-8''<encoded>` (RFC 6266), with
-/// path separators and control characters replaced.
-fn content_disposition(filename: &str) -> String {
-    let mut name: String = filename
-        .chars()
-        .map(|c| {
-            if c.is_control() || matches!(c, '/' | '\\') {
-                '_'
-            } else {
-                c
-            }
-        })
-        .collect();
-    name = name.trim().trim_start_matches('.').to_owned();
-    if name.is_empty() {
-        name = "attachment".to_owned();
-    }
-    let fallback: String = name
-        .chars()
-        .map(|c| {
-            if c.is_ascii_graphic() && c != '"' && c != '\\' || c == ' ' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    let encoded = utf8_percent_encode(&name, ATTR_CHAR);
-    format!("attachment; filename=\"{fallback}\"; filename*=UTF-8''{encoded}")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn disposition() {
-        assert_eq!(
-            content_disposition("Befund März.pdf"),
-            "attachment; filename=\"Befund M_rz.pdf\"; filename*=UTF-8''Befund%20M%C3%A4rz.pdf"
-        );
-        assert_eq!(
-            content_disposition("../../etc/pa\"ss\r\n"),
-            "attachment; filename=\"_.._etc_pa_ss__\"; filename*=UTF-8''_.._etc_pa%22ss__"
-        );
-        assert_eq!(
-            content_disposition(""),
-            "attachment; filename=\"attachment\"; filename*=UTF-8''attachment"
-        );
-    }
-
-    #[test]
-    fn download_types() {
-        assert_eq!(download_type("application/PDF; name=x"), "application/pdf");
-        assert_eq!(download_type("text/html"), "application/octet-stream");
-        assert_eq!(download_type("image/svg+xml"), "application/octet-stream");
-    }
 
     #[test]
     fn secret_from_pasted_link() {

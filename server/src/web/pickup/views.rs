@@ -41,6 +41,20 @@ pub struct LandingPage<'a> {
     pub notice: Option<Notice>,
 }
 
+/// A recipient locked for every client: when and how it can be unlocked.
+#[derive(Template)]
+#[template(path = "pages/locked.html")]
+pub struct LockedPage<'a> {
+    pub layout: Layout,
+    pub pickup_id: &'a str,
+    pub sender: &'a str,
+    pub masked_recipient: &'a str,
+    pub expires: String,
+    /// When a code can unlock it (already now if `code_now`).
+    pub code_from: String,
+    pub code_now: bool,
+}
+
 #[derive(Template)]
 #[template(path = "pages/code.html")]
 pub struct CodePage<'a> {
