@@ -364,19 +364,24 @@ impl std::fmt::Debug for PartWriter<'_> {
 
 impl PartWriter<'_> {
     /// Encrypt and queue the next piece; flushes to the database every ~1 MiB.
+    ///
+    /// A large `data` is encrypted and written a batch at a time, so the ciphertext waiting to
+    /// be written never exceeds about one batch, whatever the size of the piece.
     pub async fn write(&mut self, data: &[u8]) -> Result<(), SubmitError> {
         self.draft.count_bytes(data.len())?;
         self.len += data.len() as u64;
-        let encryptor = self
-            .encryptor
-            .as_mut()
-            .ok_or_else(|| SubmitError::Internal(anyhow::anyhow!("part already finished")))?;
-        let chunks = encryptor
-            .push(data)
-            .map_err(|e| SubmitError::Internal(e.into()))?;
-        self.draft.queue_chunks(self.part_no, &mut self.seq, chunks);
-        if self.draft.pending_bytes >= FLUSH_BYTES {
-            self.draft.flush().await?;
+        for piece in data.chunks(FLUSH_BYTES) {
+            let encryptor = self
+                .encryptor
+                .as_mut()
+                .ok_or_else(|| SubmitError::Internal(anyhow::anyhow!("part already finished")))?;
+            let chunks = encryptor
+                .push(piece)
+                .map_err(|e| SubmitError::Internal(e.into()))?;
+            self.draft.queue_chunks(self.part_no, &mut self.seq, chunks);
+            if self.draft.pending_bytes >= FLUSH_BYTES {
+                self.draft.flush().await?;
+            }
         }
         Ok(())
     }
