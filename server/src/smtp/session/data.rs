@@ -11,6 +11,11 @@ use crate::messages::SubmitError;
 use crate::smtp::reply;
 use crate::smtp::{DataBudget, DataReservation, MAX_DATA_LINE, mime};
 
+/// Memory a transfer holds besides its message and decoded parts while it is stored, at most:
+/// the batch of ciphertext waiting to be written (about 1 MiB, at most twice that, and never
+/// more than the message) and the parsed structure.
+const PER_TRANSFER: usize = 4 << 20;
+
 /// How reading the message ended.
 enum Body {
     /// The message, and the memory it holds from the shared budget.
@@ -39,10 +44,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         let Some(tx) = self.st.tx.take() else {
             return Ok(Flow::Continue);
         };
-        // Parsing holds the decoded parts beside the raw message: at most its size again.
+        // Parsing holds the decoded parts beside the raw message (at most its size again), and
+        // storing it a batch of ciphertext and the parser's bookkeeping (PER_TRANSFER).
         let body = match body {
             Body::Message(raw, mut reservation) => {
-                let held = raw.capacity().saturating_add(raw.len());
+                let held = raw
+                    .capacity()
+                    .saturating_add(raw.len())
+                    .saturating_add(raw.len().min(PER_TRANSFER));
                 if self.ctx.data_budget.reserve(&mut reservation, held) {
                     Body::Message(raw, reservation)
                 } else {
