@@ -1,4 +1,5 @@
-//! The HTTP side: the public base URL, and the checks of the listener settings.
+//! The HTTP side: the public base URL, and the checks of the listener settings (certificate,
+//! connection caps, timeouts).
 
 use std::fmt;
 use std::ops::Deref;
@@ -97,6 +98,23 @@ pub(super) fn check(
     checks.together(
         ("tls_cert", config.tls_cert.is_some()),
         ("tls_key", config.tls_key.is_some()),
+    )?;
+    checks.positive("http_max_connections", config.http_max_connections.into())?;
+    checks.positive(
+        "http_max_connections_per_ip",
+        config.http_max_connections_per_ip.into(),
+    )?;
+    checks.positive(
+        "http_header_read_timeout_secs",
+        config.http_header_read_timeout_secs.into(),
+    )?;
+    checks.positive(
+        "http_idle_timeout_secs",
+        config.http_idle_timeout_secs.into(),
+    )?;
+    checks.positive(
+        "http_tls_handshake_timeout_secs",
+        config.http_tls_handshake_timeout_secs.into(),
     )?;
     if !checks.is_set("base_url") {
         let addr = config.http_addr;

@@ -119,6 +119,28 @@ pub struct Config {
     pub tls_cert: Option<PathBuf>,
     /// PEM private key for HTTPS (and STARTTLS); set together with `tls_cert`.
     pub tls_key: Option<PathBuf>,
+    /// Most concurrent HTTP connections; one more is closed at once. Keep it well below the
+    /// process's open-file limit (`ulimit -n`, often 1024).
+    #[serde_inline_default(512)]
+    pub http_max_connections: u32,
+    /// Most concurrent HTTP connections from one client IP; one more is closed at once. Peers
+    /// in `trusted_proxies` are exempt (all their clients share the proxy's address), but
+    /// `http_max_connections` counts them too.
+    #[serde_inline_default(32)]
+    pub http_max_connections_per_ip: u32,
+    /// Seconds a client has to send a whole request head, counted from the start of the
+    /// connection (after the TLS handshake) or, on a kept-alive connection, from the end of
+    /// the previous response; then the connection is closed.
+    #[serde_inline_default(30)]
+    pub http_header_read_timeout_secs: u32,
+    /// Seconds an HTTP connection may go with no bytes moving either way and no request being
+    /// handled (an idle keep-alive connection, a client that sends nothing or stops reading
+    /// its response) before it is closed.
+    #[serde_inline_default(15)]
+    pub http_idle_timeout_secs: u32,
+    /// Seconds a client has to finish the TLS handshake (HTTPS only).
+    #[serde_inline_default(10)]
+    pub http_tls_handshake_timeout_secs: u32,
     /// Where the server key is kept (mode 0600); generated on first start. When not set it
     /// follows `data_dir`: `<data_dir>/server.key`.
     #[serde(default)]

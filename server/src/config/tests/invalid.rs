@@ -62,6 +62,20 @@ fn tls_cert_without_key() {
 }
 
 #[test]
+fn http_caps_and_timeouts_zero() {
+    for key in [
+        "http_max_connections",
+        "http_max_connections_per_ip",
+        "http_header_read_timeout_secs",
+        "http_idle_timeout_secs",
+        "http_tls_handshake_timeout_secs",
+    ] {
+        let var = format!("SEALPOST_{}", key.to_ascii_uppercase());
+        rejected(None, &[(var.as_str(), "0")], key);
+    }
+}
+
+#[test]
 fn default_expiry_beyond_max() {
     rejected(
         None,
