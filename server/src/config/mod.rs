@@ -180,6 +180,23 @@ pub struct Config {
     /// Most concurrent SMTP sessions from one client IP.
     #[serde_inline_default(20)]
     pub smtp_max_sessions_per_ip: u32,
+    /// Most concurrent SMTP sessions from one client IP that have not authenticated yet; one
+    /// more gets `421 4.7.0`. A session that authenticates counts only toward
+    /// `smtp_max_sessions_per_ip` from then on. Clients in `smtp_allowed_networks` (which
+    /// relay without AUTH) are exempt.
+    #[serde_inline_default(10)]
+    pub smtp_max_unauthenticated_per_ip: u32,
+    /// Seconds an SMTP session may last without authenticating (the STARTTLS handshake
+    /// included); then it gets `421 4.7.0` and is closed. Clients in `smtp_allowed_networks`
+    /// are exempt.
+    #[serde_inline_default(60)]
+    pub smtp_unauthenticated_timeout_secs: u32,
+    /// Commands an SMTP session may send before it authenticates, every command counted (EHLO,
+    /// STARTTLS, NOOP, RSET, HELP, unknown ones, AUTH itself); the next one gets `421 4.7.0`
+    /// and the session is closed. At least 4 (EHLO, STARTTLS, EHLO, AUTH). Clients in
+    /// `smtp_allowed_networks` are exempt.
+    #[serde_inline_default(10)]
+    pub smtp_unauthenticated_max_commands: u32,
     /// Memory in bytes all SMTP sessions together may hold for messages being received (each
     /// DATA is parsed whole); a transfer beyond it gets `452 4.3.1` and the MTA tries again
     /// later. At least `max_message_bytes`.

@@ -141,6 +141,27 @@ pub const TOO_MANY_ERRORS: Reply = Reply::new(
     Enhanced(4, 7, 0),
     "Too many errors, closing connection",
 );
+/// RFC 5321 3.8 with RFC 3463 X.7.0 (security or policy status): too many sessions from this
+/// address that have not authenticated yet.
+pub const TOO_MANY_UNAUTHENTICATED: Reply = Reply::new(
+    421,
+    Enhanced(4, 7, 0),
+    "Too many unauthenticated connections from this address, try again later",
+);
+/// RFC 5321 3.8 with RFC 3463 X.7.0: the session did not authenticate within the time an
+/// unauthenticated session is allowed (`smtp_unauthenticated_timeout_secs`).
+pub const UNAUTHENTICATED_TIMEOUT: Reply = Reply::new(
+    421,
+    Enhanced(4, 7, 0),
+    "Authentication not completed in time, closing connection",
+);
+/// RFC 5321 3.8 with RFC 3463 X.7.0: the session sent more commands than an unauthenticated
+/// session may (`smtp_unauthenticated_max_commands`).
+pub const UNAUTHENTICATED_TOO_MANY_COMMANDS: Reply = Reply::new(
+    421,
+    Enhanced(4, 7, 0),
+    "Too many commands without authentication, closing connection",
+);
 /// RFC 5321 4.2.2 with RFC 3463 X.3.0: a temporary failure of ours (database, outbound relay).
 pub const TEMPORARY_FAILURE: Reply =
     Reply::new(451, Enhanced(4, 3, 0), "Temporary failure, try again later");

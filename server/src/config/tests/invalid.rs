@@ -162,6 +162,14 @@ fn smtp_max_sessions_zero() {
 }
 
 #[test]
+fn smtp_unauthenticated_limits_zero_or_too_few_commands() {
+    smtp_rejected("SEALPOST_SMTP_MAX_UNAUTHENTICATED_PER_IP", "0");
+    smtp_rejected("SEALPOST_SMTP_UNAUTHENTICATED_TIMEOUT_SECS", "0");
+    // A relay needs EHLO, STARTTLS, EHLO and AUTH.
+    smtp_rejected("SEALPOST_SMTP_UNAUTHENTICATED_MAX_COMMANDS", "3");
+}
+
+#[test]
 fn smtp_tls_cert_without_key() {
     smtp_rejected("SEALPOST_SMTP_TLS_CERT", "/c.pem");
 }
