@@ -21,7 +21,7 @@ use super::reply::{self, Reply};
 use super::session::{Outcome, Session, State};
 use super::{Limits, SmtpContext, policy};
 use crate::app::AppState;
-use crate::net::{Admitted, ConnCaps, IpCounts, IpSlot, RefusalLog};
+use crate::net::{Admitted, ConnCaps, IpCounts, IpSlot, RefusalLog, Refused};
 
 /// How long a client may take to finish the TLS handshake (less when an unauthenticated
 /// session's time runs out sooner).
@@ -134,8 +134,8 @@ impl SmtpServer {
         let admitted = self.caps.admit(ip, true).map_err(|refused| Refusal {
             reply: reply::TOO_MANY_SESSIONS,
             reason: match refused {
-                crate::net::Refused::Total => "too many SMTP sessions",
-                crate::net::Refused::PerIp => "too many SMTP sessions from this address",
+                Refused::Total => "too many SMTP sessions",
+                Refused::PerIp => "too many SMTP sessions from this address",
             },
         })?;
         if policy::allowed_network(&self.ctx.app.config, ip) {
