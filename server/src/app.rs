@@ -9,7 +9,6 @@
 
 use std::future::Future;
 use std::io::Write;
-use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -131,35 +130,33 @@ impl App {
 
     /// Serve HTTP — over TLS when a certificate is configured — on `listener` until `shutdown`
     /// resolves, then finish in-flight requests. Refuses plain HTTP on a public address (see
-    /// [`web::check_listener_policy`]).
+    /// [`web::check_listener_policy`]). Both go through [`crate::net::http::serve`], with the
+    /// timeouts and connection caps of the `http_*` settings.
     pub async fn serve_http(
         &self,
         listener: tokio::net::TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let addr = listener.local_addr()?;
-        let scheme = web::check_listener_policy(addr, &self.state.config)?;
-        let router = web::router(self.state.clone());
-        if let (web::Scheme::Https, Some(cert), Some(key)) = (
-            scheme,
-            &self.state.config.tls_cert,
-            &self.state.config.tls_key,
+        let config = &self.state.config;
+        let tls = match (
+            web::check_listener_policy(addr, config)?,
+            &config.tls_cert,
+            &config.tls_key,
         ) {
-            let tls = crate::tls::server_config(cert, key, &[b"http/1.1"])?;
-            tracing::info!(%addr, "HTTPS listening");
-            crate::tls::serve_https(listener, tls, router, shutdown).await?;
-            tracing::info!("HTTPS stopped");
-            return Ok(());
-        }
-        tracing::info!(%addr, "HTTP listening");
-        axum::serve(
-            listener,
-            router.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(shutdown)
-        .await
-        .context("HTTP server failed")?;
-        tracing::info!("HTTP stopped");
+            (web::Scheme::Https, Some(cert), Some(key)) => {
+                Some(crate::tls::server_config(cert, key, &[b"http/1.1"])?)
+            }
+            _ => None,
+        };
+        let https = tls.is_some();
+        tracing::info!(%addr, https, "HTTP listening");
+        let limits = crate::net::http::HttpLimits::from_config(config);
+        let router = web::router(self.state.clone());
+        crate::net::http::serve(listener, router, tls, limits, shutdown)
+            .await
+            .context("HTTP server failed")?;
+        tracing::info!(https, "HTTP stopped");
         Ok(())
     }
 }

@@ -1,4 +1,5 @@
-//! The HTTP side: the public base URL, and the checks of the listener settings.
+//! The HTTP side: the public base URL, and the checks of the listener settings (certificate,
+//! connection caps, timeouts).
 
 use std::fmt;
 use std::ops::Deref;
@@ -120,6 +121,23 @@ pub(super) fn check(
         ),
         "every client in it could choose the IP address the audit log and the per-client \
          limits see, with X-Forwarded-For, and reach plain HTTP",
+    )?;
+    checks.positive("http_max_connections", config.http_max_connections.into())?;
+    checks.positive(
+        "http_max_connections_per_ip",
+        config.http_max_connections_per_ip.into(),
+    )?;
+    checks.positive(
+        "http_header_read_timeout_secs",
+        config.http_header_read_timeout_secs.into(),
+    )?;
+    checks.positive(
+        "http_idle_timeout_secs",
+        config.http_idle_timeout_secs.into(),
+    )?;
+    checks.positive(
+        "http_tls_handshake_timeout_secs",
+        config.http_tls_handshake_timeout_secs.into(),
     )?;
     if !checks.is_set("base_url") {
         let addr = config.http_addr;

@@ -137,6 +137,28 @@ pub struct Config {
     pub tls_cert: Option<PathBuf>,
     /// PEM private key for HTTPS (and STARTTLS); set together with `tls_cert`.
     pub tls_key: Option<PathBuf>,
+    /// Most concurrent HTTP connections; one more is closed at once. Keep it well below the
+    /// process's open-file limit (`ulimit -n`, often 1024).
+    #[serde_inline_default(512)]
+    pub http_max_connections: u32,
+    /// Most concurrent HTTP connections from one client IP; one more is closed at once. Peers
+    /// in `trusted_proxies` are exempt (all their clients share the proxy's address), but
+    /// `http_max_connections` counts them too.
+    #[serde_inline_default(32)]
+    pub http_max_connections_per_ip: u32,
+    /// Seconds a client has to send a whole request head, counted from the start of the
+    /// connection (after the TLS handshake) or, on a kept-alive connection, from the end of
+    /// the previous response; then the connection is closed.
+    #[serde_inline_default(30)]
+    pub http_header_read_timeout_secs: u32,
+    /// Seconds an HTTP connection may go with no bytes moving either way and no request being
+    /// handled (an idle keep-alive connection, a client that sends nothing or stops reading
+    /// its response) before it is closed.
+    #[serde_inline_default(15)]
+    pub http_idle_timeout_secs: u32,
+    /// Seconds a client has to finish the TLS handshake (HTTPS only).
+    #[serde_inline_default(10)]
+    pub http_tls_handshake_timeout_secs: u32,
     /// Where the server key is kept (mode 0600); generated on first start. When not set it
     /// follows `data_dir`: `<data_dir>/server.key`.
     #[serde(default)]
@@ -222,6 +244,23 @@ pub struct Config {
     /// Most concurrent SMTP sessions from one client IP.
     #[serde_inline_default(20)]
     pub smtp_max_sessions_per_ip: u32,
+    /// Most concurrent SMTP sessions from one client IP that have not authenticated yet; one
+    /// more gets `421 4.7.0`. A session that authenticates counts only toward
+    /// `smtp_max_sessions_per_ip` from then on. Clients in `smtp_allowed_networks` (which
+    /// relay without AUTH) are exempt.
+    #[serde_inline_default(10)]
+    pub smtp_max_unauthenticated_per_ip: u32,
+    /// Seconds an SMTP session may last without authenticating (the STARTTLS handshake
+    /// included); then it gets `421 4.7.0` and is closed. Clients in `smtp_allowed_networks`
+    /// are exempt.
+    #[serde_inline_default(60)]
+    pub smtp_unauthenticated_timeout_secs: u32,
+    /// Commands an SMTP session may send before it authenticates, every command counted (EHLO,
+    /// STARTTLS, NOOP, RSET, HELP, unknown ones, AUTH itself); the next one gets `421 4.7.0`
+    /// and the session is closed. At least 4 (EHLO, STARTTLS, EHLO, AUTH). Clients in
+    /// `smtp_allowed_networks` are exempt.
+    #[serde_inline_default(10)]
+    pub smtp_unauthenticated_max_commands: u32,
     /// Memory in bytes all SMTP sessions together may hold for messages being received (each
     /// DATA is parsed whole); a transfer beyond it gets `452 4.3.1` and the MTA tries again
     /// later. At least `max_message_bytes`.

@@ -5,6 +5,9 @@ use serde::{Deserializer, de};
 use super::error::Checks;
 use super::{Config, ConfigError, values};
 
+/// The commands a relay needs before it is authenticated: EHLO, STARTTLS, EHLO, AUTH.
+const MIN_COMMANDS_BEFORE_AUTH: u32 = 4;
+
 /// Check the SMTP settings.
 pub(super) fn check(config: &Config, checks: &Checks) -> Result<(), ConfigError> {
     checks.together(
@@ -22,6 +25,20 @@ pub(super) fn check(config: &Config, checks: &Checks) -> Result<(), ConfigError>
         "every client in it could have Sealpost mail notifications without AUTH (an open \
          notification relay)",
     )?;
+    checks.positive(
+        "smtp_max_unauthenticated_per_ip",
+        config.smtp_max_unauthenticated_per_ip.into(),
+    )?;
+    checks.positive(
+        "smtp_unauthenticated_timeout_secs",
+        config.smtp_unauthenticated_timeout_secs.into(),
+    )?;
+    if config.smtp_unauthenticated_max_commands < MIN_COMMANDS_BEFORE_AUTH {
+        return Err(checks.invalid(
+            "smtp_unauthenticated_max_commands",
+            "must be at least 4: a relay needs EHLO, STARTTLS, EHLO and AUTH",
+        ));
+    }
     if config.smtp_data_memory_bytes < config.max_message_bytes {
         // Otherwise a message of the maximum size could never be accepted, only deferred.
         return Err(checks.invalid(

@@ -46,7 +46,7 @@ pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(5 * 60);
 /// Errors (unknown commands, syntax, bad sequence, failed AUTH) before the session is closed.
 pub const MAX_BAD_COMMANDS: u32 = 10;
 
-/// Per-session limits, from the configuration (tests shorten the timeout).
+/// Per-session limits, from the configuration (tests shorten the timeouts).
 #[derive(Debug, Clone)]
 pub struct Limits {
     /// The largest raw message (the DATA, after dot-unstuffing), advertised as SIZE.
@@ -58,6 +58,10 @@ pub struct Limits {
     pub hostname: String,
     /// Memory all sessions together may hold for messages being received.
     pub data_memory_bytes: u64,
+    /// How long a session may last before it authenticates.
+    pub unauthenticated_timeout: Duration,
+    /// Commands a session may send before it authenticates.
+    pub unauthenticated_max_commands: u32,
 }
 
 impl Limits {
@@ -69,6 +73,10 @@ impl Limits {
             max_bad_commands: MAX_BAD_COMMANDS,
             hostname: config.base_url.host_name(),
             data_memory_bytes: config.smtp_data_memory_bytes,
+            unauthenticated_timeout: Duration::from_secs(
+                config.smtp_unauthenticated_timeout_secs.into(),
+            ),
+            unauthenticated_max_commands: config.smtp_unauthenticated_max_commands,
         }
     }
 }

@@ -141,12 +141,40 @@ pub const TOO_MANY_ERRORS: Reply = Reply::new(
     Enhanced(4, 7, 0),
     "Too many errors, closing connection",
 );
+/// RFC 5321 3.8 with RFC 3463 X.7.0: this address opened more connections in the last minute
+/// than `smtp_connections_per_minute` allows.
+pub const TOO_MANY_CONNECTIONS: Reply = Reply::new(
+    421,
+    Enhanced(4, 7, 0),
+    "Too many connections from this address per minute, try again later",
+);
 /// RFC 5321 3.8 with RFC 3463 X.7.0 (RFC 4954 section 4 leaves the server free to close
 /// after failed attempts): too many failed AUTH attempts from this client or for this name.
 pub const TOO_MANY_AUTH_FAILURES: Reply = Reply::new(
     421,
     Enhanced(4, 7, 0),
     "Too many failed authentications, try again later",
+);
+/// RFC 5321 3.8 with RFC 3463 X.7.0 (security or policy status): too many sessions from this
+/// address that have not authenticated yet.
+pub const TOO_MANY_UNAUTHENTICATED: Reply = Reply::new(
+    421,
+    Enhanced(4, 7, 0),
+    "Too many unauthenticated connections from this address, try again later",
+);
+/// RFC 5321 3.8 with RFC 3463 X.7.0: the session did not authenticate within the time an
+/// unauthenticated session is allowed (`smtp_unauthenticated_timeout_secs`).
+pub const UNAUTHENTICATED_TIMEOUT: Reply = Reply::new(
+    421,
+    Enhanced(4, 7, 0),
+    "Authentication not completed in time, closing connection",
+);
+/// RFC 5321 3.8 with RFC 3463 X.7.0: the session sent more commands than an unauthenticated
+/// session may (`smtp_unauthenticated_max_commands`).
+pub const UNAUTHENTICATED_TOO_MANY_COMMANDS: Reply = Reply::new(
+    421,
+    Enhanced(4, 7, 0),
+    "Too many commands without authentication, closing connection",
 );
 /// RFC 5321 4.2.2 with RFC 3463 X.3.0: a temporary failure of ours (database, outbound relay).
 pub const TEMPORARY_FAILURE: Reply =

@@ -1,13 +1,12 @@
 //! TLS for every listener: one rustls configuration (TLS 1.2 and 1.3 only, rustls' modern
 //! cipher suites, the `ring` provider) built from PEM files ([`server_config`]), shared by
-//! HTTPS ([`https`]) and SMTP STARTTLS / implicit TLS ([`certificate`], which also loads or
-//! generates the SMTP certificate and gives its fingerprint).
+//! HTTPS ([`crate::net::http`]) and SMTP STARTTLS / implicit TLS ([`certificate`], which also
+//! loads or generates the SMTP certificate and gives its fingerprint).
 //!
 //! Plain HTTP is served only where [`crate::web::check_listener_policy`] allows it: loopback,
 //! or behind a TLS-terminating proxy named in `trusted_proxies`.
 
 pub mod certificate;
-pub mod https;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -18,7 +17,6 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
 pub use certificate::smtp_acceptor;
-pub use https::serve_https;
 
 /// A rustls server configuration from a PEM certificate chain and a PEM private key.
 pub fn server_config(cert: &Path, key: &Path, alpn: &[&[u8]]) -> anyhow::Result<Arc<ServerConfig>> {

@@ -62,6 +62,20 @@ fn tls_cert_without_key() {
 }
 
 #[test]
+fn http_caps_and_timeouts_zero() {
+    for key in [
+        "http_max_connections",
+        "http_max_connections_per_ip",
+        "http_header_read_timeout_secs",
+        "http_idle_timeout_secs",
+        "http_tls_handshake_timeout_secs",
+    ] {
+        let var = format!("SEALPOST_{}", key.to_ascii_uppercase());
+        rejected(None, &[(var.as_str(), "0")], key);
+    }
+}
+
+#[test]
 fn default_expiry_beyond_max() {
     rejected(
         None,
@@ -145,6 +159,14 @@ fn smtp_allow_loopback_plaintext_not_a_switch() {
 #[test]
 fn smtp_max_sessions_zero() {
     smtp_rejected("SEALPOST_SMTP_MAX_SESSIONS", "0");
+}
+
+#[test]
+fn smtp_unauthenticated_limits_zero_or_too_few_commands() {
+    smtp_rejected("SEALPOST_SMTP_MAX_UNAUTHENTICATED_PER_IP", "0");
+    smtp_rejected("SEALPOST_SMTP_UNAUTHENTICATED_TIMEOUT_SECS", "0");
+    // A relay needs EHLO, STARTTLS, EHLO and AUTH.
+    smtp_rejected("SEALPOST_SMTP_UNAUTHENTICATED_MAX_COMMANDS", "3");
 }
 
 #[test]

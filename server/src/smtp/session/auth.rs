@@ -153,7 +153,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
     /// Send a `334` challenge and read the client's base64 answer.
     async fn sasl_step(&mut self, challenge: &str) -> io::Result<Step> {
         self.reply(Reply::plain(334, challenge));
-        let timeout = self.ctx.limits.command_timeout;
+        let timeout = self.read_timeout();
         let line = match tokio::time::timeout(timeout, self.read_line(MAX_AUTH_LINE)).await {
             Ok(line) => line?,
             Err(_) => {

@@ -6,6 +6,10 @@
 //! [`Outcome::StartTls`] with the raw stream and its [`State`]; the caller runs the handshake
 //! and a new session over the TLS stream (see [`crate::smtp::listener`]).
 //!
+//! A session that has not authenticated (and is not from `smtp_allowed_networks`) is bounded
+//! ([`Unauthenticated`]): a lifetime and a number of commands, then `421 4.7.0` and close;
+//! keeping a connection alive with NOOP does not extend either.
+//!
 //! Replies are queued and written when the session is about to wait for input, which batches
 //! the replies to a pipelined group of commands (RFC 2920) and never delays a reply the client
 //! waits for.
@@ -23,14 +27,17 @@ mod tests;
 
 use std::io;
 use std::net::IpAddr;
+use std::time::Duration;
 
 use smtp_proto::{Error as ProtoError, Request};
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::time::Instant;
 use uuid::Uuid;
 
 use super::reply::{self, Reply};
 use super::{MAX_COMMAND_LINE, SmtpContext, policy};
 use crate::messages::{EmailAddress, RequestCtx};
+use crate::net::IpSlot;
 
 /// What the client said in EHLO/HELO.
 #[derive(Debug, Clone)]
@@ -54,8 +61,24 @@ pub struct Transaction {
     pub rcpts: Vec<EmailAddress>,
 }
 
+/// The bounds on a session that has not authenticated yet: by when it must have, the
+/// commands it may still send, and its place in the listener's per-IP count of such sessions
+/// (given back when it authenticates or ends).
+#[derive(Debug)]
+pub struct Unauthenticated {
+    deadline: Instant,
+    commands_left: u32,
+    _slot: Option<IpSlot>,
+}
+
+impl Unauthenticated {
+    fn expired(&self) -> bool {
+        Instant::now() >= self.deadline
+    }
+}
+
 /// Everything a session knows; survives the switch to TLS in part ([`State::after_tls`]).
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct State {
     pub peer: IpAddr,
     pub tls: bool,
@@ -64,22 +87,43 @@ pub struct State {
     pub tx: Option<Transaction>,
     /// Errors so far; the session closes at `limits.max_bad_commands`.
     pub bad_commands: u32,
+    /// `Some` until the session authenticates; `None` from the start for clients of
+    /// `smtp_allowed_networks`, which relay without AUTH.
+    pub unauthenticated: Option<Unauthenticated>,
 }
 
 impl State {
-    pub fn new(peer: IpAddr, tls: bool) -> Self {
+    /// A new connection's state. Unless `peer` is in `smtp_allowed_networks`, the session is
+    /// bounded until it authenticates (`smtp_unauthenticated_timeout_secs` from now,
+    /// `smtp_unauthenticated_max_commands`); `slot` is its place in the listener's per-IP
+    /// count of unauthenticated sessions.
+    pub fn new(peer: IpAddr, tls: bool, ctx: &SmtpContext, slot: Option<IpSlot>) -> Self {
+        let peer = peer.to_canonical();
+        let unauthenticated =
+            (!policy::allowed_network(&ctx.app.config, peer)).then(|| Unauthenticated {
+                deadline: Instant::now() + ctx.limits.unauthenticated_timeout,
+                commands_left: ctx.limits.unauthenticated_max_commands,
+                _slot: slot,
+            });
         Self {
-            peer: peer.to_canonical(),
+            peer,
             tls,
             helo: None,
             auth: None,
             tx: None,
             bad_commands: 0,
+            unauthenticated,
         }
     }
 
+    /// By when an unauthenticated session must have authenticated; `None` once it has.
+    pub fn unauthenticated_deadline(&self) -> Option<Instant> {
+        self.unauthenticated.as_ref().map(|bounds| bounds.deadline)
+    }
+
     /// RFC 3207 section 4.2: after the handshake the server discards all knowledge obtained
-    /// from the client (EHLO, AUTH, transaction). The error count stays.
+    /// from the client (EHLO, AUTH, transaction). The error count and the bounds on an
+    /// unauthenticated session stay.
     pub fn after_tls(self) -> Self {
         Self {
             tls: true,
@@ -183,14 +227,31 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                 policy::refuse(&self.ctx.app, &self.st, "too many errors", None).await;
                 return Ok(Outcome::Closed);
             }
+            if self
+                .st
+                .unauthenticated
+                .as_ref()
+                .is_some_and(Unauthenticated::expired)
+            {
+                return self
+                    .close_unauthenticated(reply::UNAUTHENTICATED_TIMEOUT)
+                    .await;
+            }
             let line = match self.next_command().await? {
-                Next::Line(Line::Complete(line)) => line,
-                Next::Line(Line::TooLong { .. }) => {
-                    self.error(reply::COMMAND_TOO_LONG);
-                    continue;
-                }
+                Next::Line(Line::Complete(line)) => Some(line),
+                Next::Line(Line::TooLong { .. }) => None,
                 Next::Line(Line::Eof) => return Ok(Outcome::Closed),
                 Next::Timeout => {
+                    if self
+                        .st
+                        .unauthenticated
+                        .as_ref()
+                        .is_some_and(Unauthenticated::expired)
+                    {
+                        return self
+                            .close_unauthenticated(reply::UNAUTHENTICATED_TIMEOUT)
+                            .await;
+                    }
                     self.reply(reply::TIMEOUT);
                     self.flush().await?;
                     return Ok(Outcome::Closed);
@@ -201,7 +262,26 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                     return Ok(Outcome::Closed);
                 }
             };
-            match self.dispatch(&line).await? {
+            if let Some(bounds) = &mut self.st.unauthenticated {
+                if bounds.commands_left == 0 {
+                    return self
+                        .close_unauthenticated(reply::UNAUTHENTICATED_TOO_MANY_COMMANDS)
+                        .await;
+                }
+                bounds.commands_left -= 1;
+            }
+            let flow = match line {
+                Some(line) => self.dispatch(&line).await?,
+                None => {
+                    self.error(reply::COMMAND_TOO_LONG);
+                    Flow::Continue
+                }
+            };
+            if self.st.auth.is_some() {
+                // Authenticated: no longer bounded, and its per-IP place is given back.
+                self.st.unauthenticated = None;
+            }
+            match flow {
                 Flow::Continue => {}
                 Flow::Quit => {
                     self.flush().await?;
@@ -263,6 +343,25 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         })
     }
 
+    /// End an unauthenticated session that went beyond its bounds. Logged, not audited: a
+    /// stranger must not be able to grow the audit trail by idling.
+    async fn close_unauthenticated(&mut self, reply: Reply) -> io::Result<Outcome<S>> {
+        tracing::info!(peer = %self.st.peer, reason = %reply.text, "closing an unauthenticated SMTP session");
+        self.reply(reply);
+        self.flush().await?;
+        Ok(Outcome::Closed)
+    }
+
+    /// How long to wait for the client's next line: the command timeout, or less when an
+    /// unauthenticated session's time runs out sooner.
+    pub(crate) fn read_timeout(&self) -> Duration {
+        let timeout = self.ctx.limits.command_timeout;
+        match &self.st.unauthenticated {
+            Some(bounds) => timeout.min(bounds.deadline.saturating_duration_since(Instant::now())),
+            None => timeout,
+        }
+    }
+
     /// Queue a reply.
     pub(crate) fn reply(&mut self, reply: Reply) {
         self.out.extend_from_slice(reply.to_wire().as_bytes());
@@ -291,7 +390,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
     }
 
     async fn next_command(&mut self) -> io::Result<Next> {
-        let timeout = self.ctx.limits.command_timeout;
+        let timeout = self.read_timeout();
         let mut shutdown = self.ctx.shutdown.clone();
         if *shutdown.borrow() {
             return Ok(Next::Shutdown);

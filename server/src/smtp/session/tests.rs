@@ -18,6 +18,8 @@ use crate::smtp::{DataBudget, Limits, SmtpContext};
 use crate::store::testing as rows;
 use crate::testing::{TestApp, TestAppBuilder};
 
+mod unauthenticated;
+
 type TestResult = Result<(), Box<dyn StdError>>;
 
 const RELAY: &str = "postfix-1";
@@ -70,7 +72,7 @@ impl Client {
     async fn start(ctx: &SmtpContext, peer: &str, tls: bool) -> Result<Self, Box<dyn StdError>> {
         let (client, server) = tokio::io::duplex(64 * 1024);
         let peer: IpAddr = peer.parse()?;
-        let session = Session::new(server, ctx.clone(), State::new(peer, tls));
+        let session = Session::new(server, ctx.clone(), State::new(peer, tls, ctx, None));
         let task = tokio::spawn(session.run(true));
         let mut c = Self {
             io: BufReader::new(client),

@@ -1,9 +1,20 @@
-//! Accepting TCP connections, the same way for every listener.
+//! Accepting TCP connections, the same way for every listener: the one accept loop with back-off
+//! ([`accept`]), the connection caps overall and per client IP ([`caps`]), and the HTTP
+//! listener, plain or over TLS ([`http`]). The SMTP listener (`crate::smtp::listener`) uses the
+//! first two.
+//!
+//! What this module must never do: spin on a failing `accept`, or spend more on a refused
+//! connection than closing it (SMTP adds its one-line `421`).
+
+pub mod caps;
+pub mod http;
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpStream};
+
+pub use caps::{Admitted, ConnCaps, IpCounts, IpSlot, RefusalLog, Refused};
 
 /// How long to wait after a failed `accept` before trying again.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
