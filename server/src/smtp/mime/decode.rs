@@ -63,13 +63,19 @@ const LENIENT: GeneralPurpose = GeneralPurpose::new(
 );
 
 fn base64(body: &[u8]) -> Vec<u8> {
-    let mut symbols = Vec::with_capacity(body.len());
+    // Symbols are gathered a block at a time and decoded as each block fills (a multiple of 4
+    // symbols decodes on its own), so decoding holds the output and one small block, never a
+    // second copy of the whole body.
+    const BLOCK: usize = 64 * 1024;
+    let mut out = Vec::with_capacity(body.len() / 4 * 3 + 3);
+    let mut symbols = Vec::with_capacity(BLOCK);
+    let mut seen_data = false;
     'lines: for line in lines(body) {
         let is_data = line
             .iter()
             .all(|&b| b.is_ascii_alphanumeric() || b"+/= \t".contains(&b));
         if !is_data {
-            if symbols.is_empty() {
+            if !seen_data {
                 continue; // text before the data (some encoders write a note)
             }
             break; // a footer after the data
@@ -78,7 +84,16 @@ fn base64(body: &[u8]) -> Vec<u8> {
             match b {
                 b'=' => break 'lines,
                 b' ' | b'\t' => {}
-                _ => symbols.push(b),
+                _ => {
+                    seen_data = true;
+                    symbols.push(b);
+                    if symbols.len() == BLOCK {
+                        if LENIENT.decode_vec(&symbols, &mut out).is_err() {
+                            return out;
+                        }
+                        symbols.clear();
+                    }
+                }
             }
         }
     }
@@ -86,7 +101,8 @@ fn base64(body: &[u8]) -> Vec<u8> {
     if symbols.len() % 4 == 1 {
         symbols.pop();
     }
-    LENIENT.decode(&symbols).unwrap_or_default()
+    let _ = LENIENT.decode_vec(&symbols, &mut out);
+    out
 }
 
 fn quoted_printable(body: &[u8]) -> Vec<u8> {
