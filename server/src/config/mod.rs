@@ -247,8 +247,10 @@ pub struct Config {
     /// Most concurrent SMTP sessions from one client IP that have not authenticated yet; one
     /// more gets `421 4.7.0`. A session that authenticates counts only toward
     /// `smtp_max_sessions_per_ip` from then on. Clients in `smtp_allowed_networks` (which
-    /// relay without AUTH) are exempt.
-    #[serde_inline_default(10)]
+    /// relay without AUTH) are exempt. The default matches `smtp_max_sessions_per_ip`: a relay
+    /// opens its connections all at once (Postfix's default destination concurrency is 20), and
+    /// each is unauthenticated until its AUTH; lower it where relays open fewer.
+    #[serde_inline_default(20)]
     pub smtp_max_unauthenticated_per_ip: u32,
     /// Seconds an SMTP session may last without authenticating (the STARTTLS handshake
     /// included); then it gets `421 4.7.0` and is closed. Clients in `smtp_allowed_networks`
