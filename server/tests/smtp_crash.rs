@@ -291,6 +291,10 @@ fn sigkill_during_smtp_ingest_loses_no_acknowledged_message() {
         .env("RUST_LOG", "info")
         .env("SEALPOST_SMTP_ALLOW_LOOPBACK_PLAINTEXT", "true")
         .env("SEALPOST_SMTP_ALLOWED_NETWORKS", "127.0.0.0/8")
+        // Every message is picked up from 127.0.0.1: lift the per-client pickup and SMTP
+        // connection budgets, which this test is not about.
+        .env("SEALPOST_PICKUP_POSTS_PER_MINUTE", "1000000")
+        .env("SEALPOST_SMTP_CONNECTIONS_PER_MINUTE", "1000000")
         .spawn();
 
     let mut sent: Vec<Sent> = Vec::new();
