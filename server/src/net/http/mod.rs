@@ -96,7 +96,10 @@ pub async fn serve(
         };
         let ip = peer.ip().to_canonical();
         let admitted = match caps.admit(ip, limits.counts_per_ip(ip)) {
-            Ok(admitted) => admitted,
+            Ok(admitted) => {
+                refusals.accepted();
+                admitted
+            }
             Err(refused) => {
                 refusals.refused(peer, refused.reason());
                 drop(tcp);
