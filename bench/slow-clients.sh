@@ -59,6 +59,8 @@ ulimit -n $((connections * 2 + 1024))
 echo "$(date -u +%F) $(nproc) cores, open-file limit of the server $nofile, $("$SEALPOST_BIN" --version 2>/dev/null || echo sealpost)"
 echo
 python3 bench/slow_clients.py "$http_port" "$smtp_port" "$connections" "$requests" "$wait_s"
+kill "$pid" && wait "$pid" || true
+pid=
 echo
-echo "Server warnings logged: $(grep -c WARN "$work/log" || true); the first ones:"
+echo "Server warnings logged (until it stopped): $(grep -c WARN "$work/log" || true); the first ones:"
 grep WARN "$work/log" | cut -c1-300 | head -5 | sed 's/^/    /' || true

@@ -138,39 +138,92 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 const LOG_EVERY: Duration = Duration::from_secs(10);
 
 /// Logs refused connections at most once every 10 s per listener, with the number refused
-/// since the last such line.
+/// since the last such line. Refusals held back are reported by the next refusal or accepted
+/// connection ([`RefusalLog::accepted`]) after the 10 s, or when the log is dropped at shutdown,
+/// so a burst that stops is still counted.
 #[derive(Debug)]
 pub struct RefusalLog {
     listener: &'static str,
-    state: Mutex<(Option<Instant>, u64)>,
+    state: Mutex<Pending>,
 }
+
+#[derive(Debug, Default)]
+struct Pending {
+    logged_at: Option<Instant>,
+    count: u64,
+    last: Option<(SocketAddr, &'static str)>,
+}
+
+/// What one log line reports.
+type Line = (u64, SocketAddr, &'static str);
 
 impl RefusalLog {
     pub fn new(listener: &'static str) -> Self {
         Self {
             listener,
-            state: Mutex::new((None, 0)),
+            state: Mutex::new(Pending::default()),
         }
     }
 
-    /// Count a refused connection from `peer`, and log it if the last line is old enough.
+    /// Count a refused connection from `peer`, and log if the last line is old enough.
     pub fn refused(&self, peer: SocketAddr, reason: &'static str) {
-        let mut state = lock(&self.state);
-        let (last, count) = &mut *state;
-        *count += 1;
-        let now = Instant::now();
-        if last.is_none_or(|at| now.duration_since(at) >= LOG_EVERY) {
+        let line = self.count(peer, reason, Instant::now());
+        self.log(line);
+    }
+
+    /// A connection was accepted: report refusals held back, if the last line is old enough.
+    pub fn accepted(&self) {
+        let line = self.due(Instant::now());
+        self.log(line);
+    }
+
+    fn count(&self, peer: SocketAddr, reason: &'static str, now: Instant) -> Option<Line> {
+        {
+            let mut pending = lock(&self.state);
+            pending.count += 1;
+            pending.last = Some((peer, reason));
+        }
+        self.due(now)
+    }
+
+    /// The line to log now, if refusals are held back and the last line is 10 s old.
+    fn due(&self, now: Instant) -> Option<Line> {
+        let mut pending = lock(&self.state);
+        if pending.count == 0
+            || pending
+                .logged_at
+                .is_some_and(|at| now.saturating_duration_since(at) < LOG_EVERY)
+        {
+            return None;
+        }
+        pending.logged_at = Some(now);
+        take(&mut pending)
+    }
+
+    fn log(&self, line: Option<Line>) {
+        if let Some((refused, peer, reason)) = line {
             tracing::warn!(
                 listener = self.listener,
-                %peer,
-                reason,
-                refused = *count,
-                "connections refused over the caps (one line per 10 s at most; \
-                 `refused` counts them since the last line)"
+                last_peer = %peer,
+                last_reason = reason,
+                refused,
+                "connections refused over the caps (one line per 10 s at most; `refused` \
+                 counts them since the last line)"
             );
-            *last = Some(now);
-            *count = 0;
         }
+    }
+}
+
+fn take(pending: &mut Pending) -> Option<Line> {
+    let count = std::mem::take(&mut pending.count);
+    let (peer, reason) = pending.last.take()?;
+    (count > 0).then_some((count, peer, reason))
+}
+
+impl Drop for RefusalLog {
+    fn drop(&mut self) {
+        let line = take(&mut lock(&self.state));
+        self.log(line);
     }
 }
 
@@ -206,5 +259,23 @@ mod tests {
         drop((b, exempt));
         assert!(lock(&caps.per_ip.map).is_empty());
         assert_eq!(caps.total.available_permits(), 3);
+    }
+
+    /// Proof: refusals are logged at most once per 10 s, and the ones held back are reported
+    /// with their count by the next refusal or accepted connection after the 10 s.
+    #[test]
+    fn refusals_are_logged_at_a_bounded_rate_and_none_is_lost() {
+        let log = RefusalLog::new("test");
+        let peer = SocketAddr::from(([192, 0, 2, 1], 1));
+        let t0 = Instant::now();
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        assert_eq!(log.count(peer, "r", at(0)).map(|l| l.0), Some(1));
+        for s in 1..9 {
+            assert_eq!(log.count(peer, "r", at(s)), None, "logged again at {s} s");
+        }
+        assert_eq!(log.due(at(9)), None);
+        assert_eq!(log.due(at(10)).map(|l| l.0), Some(8), "the held-back count");
+        assert_eq!(log.due(at(30)), None, "nothing left to report");
+        assert_eq!(log.count(peer, "r", at(31)).map(|l| l.0), Some(1));
     }
 }

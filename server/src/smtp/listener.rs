@@ -101,7 +101,10 @@ impl SmtpServer {
     fn spawn_session(&self, mut tcp: tokio::net::TcpStream, peer: SocketAddr, implicit_tls: bool) {
         let ip = peer.ip().to_canonical();
         let (admitted, slot) = match self.admit(ip) {
-            Ok(admitted) => admitted,
+            Ok(admitted) => {
+                self.refusals.accepted();
+                admitted
+            }
             Err(refusal) => {
                 self.refusals.refused(peer, refusal.reason);
                 let app = self.ctx.app.clone();

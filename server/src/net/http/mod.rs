@@ -1,6 +1,6 @@
 //! The HTTP listener, plain or over TLS, as one path: one accept loop ([`crate::net::accept`])
 //! with the connection caps, then for HTTPS the TLS handshake with its timeout, then HTTP/1.1
-//! with a header-read timeout and idle connections closed ([`idle`]). Each request sees the
+//! with a header-read timeout and idle connections closed (`idle.rs`). Each request sees the
 //! peer address as `ConnectInfo<SocketAddr>`. At shutdown the listener stops accepting and
 //! lets in-flight requests finish (at most 30 s).
 //!
@@ -96,7 +96,10 @@ pub async fn serve(
         };
         let ip = peer.ip().to_canonical();
         let admitted = match caps.admit(ip, limits.counts_per_ip(ip)) {
-            Ok(admitted) => admitted,
+            Ok(admitted) => {
+                refusals.accepted();
+                admitted
+            }
             Err(refused) => {
                 refusals.refused(peer, refused.reason());
                 drop(tcp);
