@@ -269,6 +269,33 @@ mod tests {
         Ok(line)
     }
 
+    /// A listener on `127.0.0.1:0` serving `state` until `stop` is sent: its address, the
+    /// stop switch and the serving task.
+    async fn serve(
+        state: AppState,
+        tls: Option<TlsAcceptor>,
+    ) -> Result<
+        (
+            SocketAddr,
+            tokio::sync::oneshot::Sender<()>,
+            tokio::task::JoinHandle<anyhow::Result<()>>,
+        ),
+        Box<dyn StdError>,
+    > {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = SmtpServer::new(state, tls);
+        let serving = tokio::spawn(async move {
+            server
+                .serve(listener, false, async {
+                    stopped.await.ok();
+                })
+                .await
+        });
+        Ok((addr, stop, serving))
+    }
+
     /// Proof: a second session from the same IP over `smtp_max_sessions_per_ip` gets `421
     /// 4.7.0` (audited); at shutdown an idle session gets `421 4.3.2` and `serve` returns.
     #[tokio::test]
@@ -278,17 +305,7 @@ mod tests {
             .build()
             .await?;
         let state = app.state().clone();
-        let listener = TcpListener::bind("127.0.0.1:0").await?;
-        let addr = listener.local_addr()?;
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let server = SmtpServer::new(state.clone(), None);
-        let serving = tokio::spawn(async move {
-            server
-                .serve(listener, false, async {
-                    stopped.await.ok();
-                })
-                .await
-        });
+        let (addr, stop, serving) = serve(state.clone(), None).await?;
 
         let mut first = BufReader::new(TcpStream::connect(addr).await?);
         assert!(reply_line(&mut first).await?.starts_with("220 "));
@@ -319,17 +336,7 @@ mod tests {
             .build()
             .await?;
         let state = app.state().clone();
-        let listener = TcpListener::bind("127.0.0.1:0").await?;
-        let addr = listener.local_addr()?;
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let server = SmtpServer::new(state.clone(), None);
-        let serving = tokio::spawn(async move {
-            server
-                .serve(listener, false, async {
-                    stopped.await.ok();
-                })
-                .await
-        });
+        let (addr, stop, serving) = serve(state.clone(), None).await?;
         for _ in 0..2 {
             let mut ok = BufReader::new(TcpStream::connect(addr).await?);
             assert!(reply_line(&mut ok).await?.starts_with("220 "));
@@ -407,17 +414,7 @@ mod tests {
             .await?;
         let state = app.state().clone();
         let (acceptor, _) = crate::tls::smtp_acceptor(&state.config)?;
-        let listener = TcpListener::bind("127.0.0.1:0").await?;
-        let addr = listener.local_addr()?;
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let server = SmtpServer::new(state.clone(), Some(acceptor));
-        let serving = tokio::spawn(async move {
-            server
-                .serve(listener, false, async {
-                    stopped.await.ok();
-                })
-                .await
-        });
+        let (addr, stop, serving) = serve(state.clone(), Some(acceptor)).await?;
 
         let mut first = Smtp(BufReader::new(connect_from("127.0.0.2", addr).await?));
         assert!(first.reply().await?.starts_with("220 "));
