@@ -68,7 +68,7 @@ fn cpython_corpus_matches_python_email() {
     if require_tool("python3").is_none() {
         return;
     }
-    let Some(files) = common::require("cpython-email-corpus", cpython_corpus) else {
+    let Some(files) = common::cpython_email_corpus() else {
         return;
     };
     let report = compare(&files);
@@ -99,36 +99,6 @@ fn shared_corpus_matches_python_email() {
     assert!(!files.is_empty(), "no file under {dir}");
     let report = compare(&files);
     report.assert_clean(&dir);
-}
-
-fn cpython_corpus() -> Result<Vec<PathBuf>, String> {
-    let out = Command::new("python3")
-        .args([
-            "-c",
-            "import test.test_email, os; \
-             print(os.path.join(os.path.dirname(test.test_email.__file__), 'data'))",
-        ])
-        .output()
-        .map_err(|e| format!("python3: {e}"))?;
-    if !out.status.success() {
-        return Err("CPython's `test` package is not installed".to_owned());
-    }
-    let dir = PathBuf::from(text(&out.stdout).trim());
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .map_err(|e| format!("{}: {e}", dir.display()))?
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .filter(|p| {
-            p.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with("msg_") && n.ends_with(".txt"))
-        })
-        .collect();
-    files.sort();
-    if files.is_empty() {
-        return Err(format!("no msg_*.txt in {}", dir.display()));
-    }
-    Ok(files)
 }
 
 fn walk(dir: &Path, out: &mut Vec<PathBuf>) {

@@ -10,7 +10,6 @@
 
 mod common;
 
-use std::path::PathBuf;
 use std::process::Command;
 use std::time::Instant;
 
@@ -20,44 +19,6 @@ use common::{AppBuilder, Mail, attachments, require_tool, text};
 
 const RECIPIENT: &str = "bob@example.org";
 const SENDER: &str = "sender@clinic.example";
-const REQUIRE_NAME: &str = "cpython-email-corpus";
-
-/// The corpus files (CPython's `test/test_email/data/msg_*.txt`, sorted), under
-/// [`common::require`] with the name `cpython-email-corpus`.
-fn corpus_files() -> Option<Vec<PathBuf>> {
-    common::require(REQUIRE_NAME, || {
-        let out = Command::new("python3")
-            .arg("-c")
-            .arg(
-                "import test, os; \
-                 print(os.path.join(os.path.dirname(test.__file__), 'test_email', 'data'))",
-            )
-            .output()
-            .expect("run python3");
-        if !out.status.success() {
-            return Err("CPython's `test` package is not installed".to_owned());
-        }
-        let dir = PathBuf::from(text(&out.stdout).trim());
-        if !dir.is_dir() {
-            return Err(format!("{} does not exist", dir.display()));
-        }
-        let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-            .unwrap_or_else(|e| panic!("read {}: {e}", dir.display()))
-            .filter_map(Result::ok)
-            .map(|e| e.path())
-            .filter(|p| {
-                p.file_name()
-                    .and_then(|n| n.to_str())
-                    .is_some_and(|n| n.starts_with("msg_") && n.ends_with(".txt"))
-            })
-            .collect();
-        files.sort();
-        if files.is_empty() {
-            return Err(format!("no msg_*.txt in {}", dir.display()));
-        }
-        Ok(files)
-    })
-}
 
 /// One smtplib session for all files; one JSON line per file:
 /// `{"file", "result": "250" | "refused" | "error", "code", "reply", "attachments", "subject"}`.
@@ -161,7 +122,7 @@ fn cpython_test_email_corpus_gets_250_or_clear_5xx() {
     if require_tool("python3").is_none() {
         return;
     }
-    let Some(files) = corpus_files() else {
+    let Some(files) = common::cpython_email_corpus() else {
         return;
     };
 

@@ -34,4 +34,4 @@ pub use files::{
 pub use http::{Multipart, Reply, attachments, html_text, html_unescape};
 pub use outbox::{Mail, PickupLink, digit_runs};
 pub use pickup::{Opened, PickedUp};
-pub use tools::{require, require_tool};
+pub use tools::{cpython_email_corpus, require, require_tool};

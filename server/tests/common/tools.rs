@@ -49,3 +49,40 @@ pub fn require_tool(name: &str) -> Option<PathBuf> {
             .ok_or_else(|| format!("{name} not installed"))
     })
 }
+
+/// CPython's own e-mail test corpus (`test/test_email/data/msg_*.txt`, sorted), under
+/// [`require`] with the name `cpython-email-corpus`: some distributions leave the `test`
+/// package out (Debian: `libpython3.11-testsuite`).
+pub fn cpython_email_corpus() -> Option<Vec<PathBuf>> {
+    require("cpython-email-corpus", cpython_email_files)
+}
+
+fn cpython_email_files() -> Result<Vec<PathBuf>, String> {
+    let out = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import test.test_email, os; \
+             print(os.path.join(os.path.dirname(test.test_email.__file__), 'data'))",
+        ])
+        .output()
+        .map_err(|e| format!("python3: {e}"))?;
+    if !out.status.success() {
+        return Err("CPython's `test` package is not installed".to_owned());
+    }
+    let dir = PathBuf::from(super::text(&out.stdout).trim());
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .map_err(|e| format!("{}: {e}", dir.display()))?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("msg_") && n.ends_with(".txt"))
+        })
+        .collect();
+    files.sort();
+    if files.is_empty() {
+        return Err(format!("no msg_*.txt in {}", dir.display()));
+    }
+    Ok(files)
+}
