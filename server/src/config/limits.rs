@@ -4,7 +4,7 @@ use super::error::Checks;
 use super::{Config, ConfigError};
 
 /// Check the limits: each at least 1 where 0 would refuse everything, the default expiry
-/// within the longest, and the recipient-wide lockout above the per-client one.
+/// within the longest, and the recipient-wide code and lockout bounds above the per-client ones.
 pub(super) fn check(config: &Config, checks: &Checks) -> Result<(), ConfigError> {
     checks.positive("default_expiry_days", config.default_expiry_days.into())?;
     checks.positive("max_expiry_days", config.max_expiry_days.into())?;
@@ -26,6 +26,20 @@ pub(super) fn check(config: &Config, checks: &Checks) -> Result<(), ConfigError>
         "lockout_cooldown_minutes",
         config.lockout_cooldown_minutes.into(),
     )?;
+    checks.positive(
+        "codes_per_client_per_hour",
+        config.codes_per_client_per_hour.into(),
+    )?;
+    if config.codes_per_recipient_per_hour <= config.codes_per_client_per_hour {
+        return Err(checks.invalid(
+            "codes_per_recipient_per_hour",
+            format!(
+                "{} is not more than codes_per_client_per_hour ({}): one client alone could use \
+                 up the recipient's codes",
+                config.codes_per_recipient_per_hour, config.codes_per_client_per_hour
+            ),
+        ));
+    }
     if config.lockout_recipient_threshold <= config.lockout_threshold {
         return Err(checks.invalid(
             "lockout_recipient_threshold",

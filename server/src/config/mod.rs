@@ -137,11 +137,15 @@ pub struct Config {
     pub tls_cert: Option<PathBuf>,
     /// PEM private key for HTTPS (and STARTTLS); set together with `tls_cert`.
     pub tls_key: Option<PathBuf>,
-    /// Most concurrent HTTP connections; one more is closed at once. Keep it well below the
-    /// process's open-file limit (`ulimit -n`, often 1024).
+    /// Most concurrent HTTP connections. When they are all open, a new connection takes the
+    /// place of the one that has waited longest without a request being handled (a slow or
+    /// idle client), which is closed; only when every connection has a request being handled
+    /// is the new one closed at once. Keep it well below the process's open-file limit
+    /// (`ulimit -n`, often 1024).
     #[serde_inline_default(512)]
     pub http_max_connections: u32,
-    /// Most concurrent HTTP connections from one client IP; one more is closed at once. Peers
+    /// Most concurrent HTTP connections from one client (an IP address, or an IPv6 /64); one
+    /// more is closed at once. Peers
     /// in `trusted_proxies` are exempt (all their clients share the proxy's address), but
     /// `http_max_connections` counts them too.
     #[serde_inline_default(32)]
@@ -191,6 +195,16 @@ pub struct Config {
     /// Minutes after a recipient was locked before a new one-time code can unlock it.
     #[serde_inline_default(15)]
     pub lockout_cooldown_minutes: u32,
+    /// One-time codes one client (an IP address, or an IPv6 /64) may ask to be sent to one
+    /// recipient per hour. A code can be entered only from the client that asked for it, so a
+    /// stranger who knows a pickup id can neither spend the recipient's code nor, alone, use
+    /// up the recipient's codes.
+    #[serde_inline_default(3)]
+    pub codes_per_client_per_hour: u32,
+    /// One-time codes a recipient may be sent per hour from all clients together, so that the
+    /// recipient's mailbox cannot be flooded; more than `codes_per_client_per_hour`.
+    #[serde_inline_default(10)]
+    pub codes_per_recipient_per_hour: u32,
     /// Form posts to pickup pages (code, verify, open, download) one client IP may make per
     /// minute; beyond it the client gets `429 Too Many Requests` until its budget refills.
     #[serde_inline_default(30)]

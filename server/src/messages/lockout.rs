@@ -40,10 +40,11 @@ use crate::audit::{self, Action};
 use crate::clock::{UnixMillis, format_rfc3339, from_ms, now_ms};
 use crate::config::Config;
 use crate::ids::{MessageId, RecipientId};
+use crate::net::ClientKey;
 use crate::store::SqliteConnection;
 use crate::store::pickup_failures::{self, ClientFailures};
 use crate::store::recipients::{self, PickupRow};
-use crate::throttle::{ClientKey, Disposition, Refused};
+use crate::throttle::{Disposition, Refused};
 
 /// Failures of one client after which it must wait before each further attempt.
 pub const SLOW_DOWN_AFTER: u32 = 3;

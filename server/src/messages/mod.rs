@@ -88,11 +88,14 @@
 //!   may fetch the page freely (invariant 4). [`Landing`] holds the sender's address, the
 //!   masked recipient (`j***@example.org`), the expiry, whether a passphrase is needed, and
 //!   the [`Lock`] when the recipient is locked (from when a new code lifts it).
-//! - [`request_code`] emails a fresh 6-digit code, valid for 10 minutes, at most 5 per
-//!   recipient per hour ([`PickupError::TooManyRequests`] beyond that), and audits
-//!   `code_sent` or `code_failed`. The code is stored, and counts toward the 5, only once
-//!   the outbound relay took its mail ([`PickupError::Unavailable`] otherwise).
-//! - [`verify_code`] checks the newest code; [`Verified`] names the recipient, whom the caller
+//! - [`request_code`] emails a fresh 6-digit code, valid for 10 minutes, at most
+//!   `codes_per_client_per_hour` per client and `codes_per_recipient_per_hour` per recipient
+//!   from all clients together ([`PickupError::TooManyCodes`] beyond that, saying when the
+//!   next may be asked for), and audits `code_sent` or `code_failed`. The code belongs to the
+//!   client that asked for it; it is stored, and counts, only once the outbound relay took
+//!   its mail ([`PickupError::Unavailable`] otherwise).
+//! - [`verify_code`] checks the newest code this client asked for, so a stranger cannot spend
+//!   the recipient's code with wrong entries; [`Verified`] names the recipient, whom the caller
 //!   then keeps in its session. A wrong code is [`PickupError::WrongCode`] and is counted; a
 //!   used, expired or exhausted code (5 wrong entries), or none at all, is
 //!   [`PickupError::CodeExpired`]. For a locked recipient whose cool-down is over, a right
@@ -240,8 +243,10 @@ pub enum PickupError {
     WrongCode(Attempts),
     #[error("the code has expired or was already used; ask for a new one")]
     CodeExpired,
-    #[error("too many codes requested; wait a few minutes")]
-    TooManyRequests,
+    /// The hourly number of codes for this client, or for the recipient from all clients
+    /// together, was sent; a new one can be asked for from `until`.
+    #[error("the most codes allowed for an hour were sent; you can ask for a new one from {}", clock_text(*.until))]
+    TooManyCodes { until: OffsetDateTime },
     #[error("temporarily unavailable: {0}")]
     Unavailable(String),
     #[error("internal error")]
@@ -253,7 +258,9 @@ impl PickupError {
     /// (`Retry-After`).
     pub fn retry_after(&self) -> Option<RetryAfter> {
         let until = match self {
-            Self::Blocked { until } | Self::SlowDown { until } => *until,
+            Self::Blocked { until } | Self::SlowDown { until } | Self::TooManyCodes { until } => {
+                *until
+            }
             _ => return None,
         };
         let wait = until - OffsetDateTime::now_utc();

@@ -21,6 +21,7 @@ use super::{AttachmentInfo, EmailAddress, PartKind, PickupError, RequestCtx};
 use crate::app::AppState;
 use crate::audit::{self, Action, actor};
 use crate::clock::{from_ms, now_ms};
+use crate::config::Config;
 use crate::ids::{MessageId, PickupId, RecipientId};
 use crate::notify::CodeMail;
 use crate::store::recipients::{LockRow, PickupRow};
@@ -32,8 +33,8 @@ use crate::throttle::{Disposition, Refused};
 pub const CODE_VALID_MINUTES: u32 = 10;
 /// Wrong entries allowed per code.
 pub const CODE_MAX_ATTEMPTS: i64 = 5;
-/// Codes a recipient may request per hour.
-const CODES_PER_HOUR: u32 = 5;
+/// The window in which codes are counted.
+const CODE_WINDOW_MS: i64 = 3_600_000;
 
 /// What the landing page shows. Nothing secret, nothing from the ciphertext.
 #[derive(Debug, Clone)]
@@ -150,18 +151,21 @@ pub async fn request_code(
     ctx: &RequestCtx,
 ) -> Result<CodeSent, PickupError> {
     let row = live_for_code(app, pickup_id).await?;
-    let sent_this_hour = {
+    let client = lockout::client_of(ctx);
+    let issued = {
         let mut conn = app.store.acquire().await?;
-        codes::codes_since(&mut conn, row.recipient_id, now_ms() - 3_600_000).await?
+        codes::issued_since(&mut conn, row.recipient_id, now_ms() - CODE_WINDOW_MS).await?
     };
-    if sent_this_hour >= CODES_PER_HOUR {
+    if let Some(until) = next_code_at(&app.config, &issued, &client) {
         // Anyone with the link can ask again and again: counted, not audited each time.
         if app.throttle.refusals.note(Refused::CodeRateLimited, ctx.ip) == Disposition::Audit {
             let event = event_for(ctx, &row, Action::CodeFailed)
                 .with_detail(json!({ "reason": "rate_limited" }));
             audit::append(&app.store, event).await?;
         }
-        return Err(PickupError::TooManyRequests);
+        return Err(PickupError::TooManyCodes {
+            until: time_of(until),
+        });
     }
     let code = sealpost_crypto::code::generate();
     let pickup_url = format!(
@@ -187,7 +191,7 @@ pub async fn request_code(
     codes::insert_code(
         &mut tx,
         &new_id().to_string(),
-        row.recipient_id,
+        (row.recipient_id, &client),
         &sealpost_crypto::code::digest(&row.recipient_id.to_string(), &code),
         now,
         now + i64::from(CODE_VALID_MINUTES) * 60_000,
@@ -199,6 +203,25 @@ pub async fn request_code(
     Ok(CodeSent {
         valid_minutes: CODE_VALID_MINUTES,
     })
+}
+
+/// When `client` may be sent its next code, if the codes `issued` in the last hour (oldest
+/// first) already hold the most for it or for the recipient: when the code that must leave
+/// the window does.
+fn next_code_at(config: &Config, issued: &[codes::Issued], client: &str) -> Option<i64> {
+    let leaving = |times: Vec<i64>, limit: u32| {
+        let excess = times.len().checked_sub(usize::try_from(limit).ok()?)?;
+        times.get(excess).map(|at| at + CODE_WINDOW_MS)
+    };
+    let mine = issued
+        .iter()
+        .filter(|c| c.client == client)
+        .map(|c| c.created_at)
+        .collect();
+    let all = issued.iter().map(|c| c.created_at).collect();
+    let per_client = leaving(mine, config.codes_per_client_per_hour);
+    let per_recipient = leaving(all, config.codes_per_recipient_per_hour);
+    per_client.max(per_recipient)
 }
 
 /// Why `code` cannot be checked any more, if it cannot: none was sent, it was used, expired
@@ -246,7 +269,7 @@ pub async fn verify_code(
         .collect();
     let latest = {
         let mut conn = app.store.acquire().await?;
-        codes::latest_code(&mut conn, row.recipient_id).await?
+        codes::latest_code(&mut conn, row.recipient_id, &lockout::client_of(ctx)).await?
     };
     if let Some(reason) = dead_code(latest.as_ref(), &row, now_ms()) {
         return refuse_dead_code(app, &row, ctx, reason).await;
@@ -259,7 +282,7 @@ pub async fn verify_code(
         return Err(PickupError::Locked(lock));
     }
     let now = now_ms();
-    let latest = codes::latest_code(&mut tx, row.recipient_id).await?;
+    let latest = codes::latest_code(&mut tx, row.recipient_id, &lockout::client_of(ctx)).await?;
     let stored = match (dead_code(latest.as_ref(), &row, now), latest) {
         (None, Some(stored)) => stored,
         (reason, _) => {

@@ -97,7 +97,12 @@ impl Fixture {
 
     /// Email a code and read it from the outbox.
     async fn code(&self) -> Result<String> {
-        request_code(self.app(), self.pickup(), &visitor()).await?;
+        self.code_for(&visitor()).await
+    }
+
+    /// Email a code at the request of `ctx` (the only client that may enter it).
+    async fn code_for(&self, ctx: &RequestCtx) -> Result<String> {
+        request_code(self.app(), self.pickup(), ctx).await?;
         self.t.code_to(RECIPIENT)
     }
 
@@ -295,22 +300,74 @@ async fn only_the_newest_code_counts() -> Result {
     Ok(())
 }
 
-/// Proof: a recipient gets at most 5 codes an hour: the 6th request is `TooManyRequests`,
-/// sends nothing and is audited as `code_failed` (reason `rate_limited`).
+/// Proof: a client gets at most `codes_per_client_per_hour` (3) codes an hour for a
+/// recipient: its 4th request is `TooManyCodes`, naming when the first leaves the hour, sends
+/// nothing and is audited as `code_failed` (reason `rate_limited`). Other clients still get
+/// theirs, until the recipient's `codes_per_recipient_per_hour` (10) from all clients together
+/// are sent.
 #[tokio::test]
-async fn at_most_five_codes_an_hour() -> Result {
+async fn codes_are_bounded_per_client_and_per_recipient() -> Result {
     let f = Fixture::new(10).await?;
-    for _ in 0..5 {
+    let first_at = now_ms();
+    for _ in 0..3 {
         request_code(f.app(), f.pickup(), &visitor()).await?;
     }
     let mails = f.t.outbox()?.len();
     let err = request_code(f.app(), f.pickup(), &visitor()).await;
-    assert!(matches!(err, Err(PickupError::TooManyRequests)), "{err:?}");
+    let Err(PickupError::TooManyCodes { until }) = err else {
+        panic!("the 4th code of one client: {err:?}");
+    };
+    let until_ms = i64::try_from(until.unix_timestamp_nanos() / 1_000_000)?;
+    assert!(
+        (first_at + 3_600_000..=now_ms() + 3_600_000).contains(&until_ms),
+        "{until} is not an hour after the first code"
+    );
     assert_eq!(f.t.outbox()?.len(), mails, "a refused request sent mail");
-    assert_eq!(f.audited("code_sent").await?, 5);
     let failed = rows::audited(f.t.store(), "code_failed").await?;
     assert_eq!(failed.len(), 1);
     assert!(failed[0].detail.contains("rate_limited"), "{failed:?}");
+
+    for host in 2..=4 {
+        let others = if host == 4 { 1 } else { 3 };
+        for _ in 0..others {
+            request_code(f.app(), f.pickup(), &from([127, 0, 0, host])).await?;
+        }
+    }
+    assert_eq!(f.audited("code_sent").await?, 10);
+    let err = request_code(f.app(), f.pickup(), &from([127, 0, 0, 5])).await;
+    assert!(
+        matches!(err, Err(PickupError::TooManyCodes { .. })),
+        "the recipient's 11th code: {err:?}"
+    );
+    assert_eq!(f.t.outbox()?.len(), mails + 7);
+    Ok(())
+}
+
+/// Proof: a code can be entered only from the client that asked for it. A stranger that asks
+/// for its own code and spends its wrong entries on it, or enters codes without having asked
+/// (`CodeExpired`, nothing counted against the recipient's code), leaves the recipient's own
+/// code working.
+#[tokio::test]
+async fn a_stranger_cannot_spend_the_recipients_code() -> Result {
+    let f = Fixture::new(20).await?;
+    let stranger = from([127, 0, 0, 2]);
+    let code = f.code().await?;
+    let err = verify_code(f.app(), f.pickup(), &code, &stranger).await;
+    assert!(matches!(err, Err(PickupError::CodeExpired)), "{err:?}");
+    let theirs = f.code_for(&stranger).await?;
+    let wrong = if theirs == "000000" {
+        "111111"
+    } else {
+        "000000"
+    };
+    for _ in 0..crate::messages::pickup::CODE_MAX_ATTEMPTS {
+        let err = verify_code(f.app(), f.pickup(), wrong, &stranger).await;
+        assert!(matches!(err, Err(PickupError::WrongCode(_))), "{err:?}");
+        f.wait_out(&err).await?;
+    }
+    let err = verify_code(f.app(), f.pickup(), &theirs, &stranger).await;
+    assert!(matches!(err, Err(PickupError::CodeExpired)), "{err:?}");
+    verify_code(f.app(), f.pickup(), &code, &visitor()).await?;
     Ok(())
 }
 
@@ -334,16 +391,20 @@ async fn a_code_entered_before_any_was_sent_is_audited() -> Result {
 #[tokio::test]
 async fn repeated_code_refusals_are_counted_not_audited_one_by_one() -> Result {
     let f = Fixture::new(10).await?;
-    for _ in 0..4 {
-        request_code(f.app(), f.pickup(), &visitor()).await?;
+    let stranger = from([127, 0, 0, 2]);
+    for _ in 0..2 {
+        request_code(f.app(), f.pickup(), &stranger).await?;
     }
-    let code = f.code().await?;
-    verify_code(f.app(), f.pickup(), &code, &visitor()).await?;
+    let code = f.code_for(&stranger).await?;
+    verify_code(f.app(), f.pickup(), &code, &stranger).await?;
     for _ in 0..20 {
-        let err = verify_code(f.app(), f.pickup(), &code, &from([127, 0, 0, 2])).await;
+        let err = verify_code(f.app(), f.pickup(), &code, &stranger).await;
         assert!(matches!(err, Err(PickupError::CodeExpired)), "{err:?}");
-        let err = request_code(f.app(), f.pickup(), &from([127, 0, 0, 2])).await;
-        assert!(matches!(err, Err(PickupError::TooManyRequests)), "{err:?}");
+        let err = request_code(f.app(), f.pickup(), &stranger).await;
+        assert!(
+            matches!(err, Err(PickupError::TooManyCodes { .. })),
+            "{err:?}"
+        );
     }
     assert_eq!(f.audited("verify_failed").await?, 3);
     assert_eq!(f.audited("code_failed").await?, 3);
@@ -358,8 +419,8 @@ async fn repeated_code_refusals_are_counted_not_audited_one_by_one() -> Result {
 }
 
 /// Proof: a code request while the outbound relay is down stores no code and so uses up none
-/// of the hourly five: after six failed requests (each `Unavailable`, audited `code_failed`,
-/// none `TooManyRequests`), five codes can still be sent once the relay is back.
+/// of the hourly ones: after six failed requests (each `Unavailable`, audited `code_failed`,
+/// none `TooManyCodes`), the client's three codes can still be sent once the relay is back.
 #[tokio::test]
 async fn a_relay_outage_does_not_use_up_the_hourly_codes() -> Result {
     let f = Fixture::new(10).await?;
@@ -384,7 +445,7 @@ async fn a_relay_outage_does_not_use_up_the_hourly_codes() -> Result {
     }
     assert_eq!(rows::count_rows(f.t.store(), "access_codes").await?, 0);
     assert_eq!(f.audited("code_failed").await?, 6);
-    for _ in 0..5 {
+    for _ in 0..3 {
         request_code(f.app(), f.pickup(), &visitor()).await?;
     }
     Ok(())

@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+use super::ClientKey;
+
 /// Why a connection was not admitted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refused {
@@ -58,17 +60,40 @@ impl ConnCaps {
     /// Take a place for a connection from `ip`; `count_ip: false` exempts it from the per-IP
     /// cap (the total still applies). Never waits.
     pub fn admit(&self, ip: IpAddr, count_ip: bool) -> Result<Admitted, Refused> {
+        let ip = self.ip_slot(ip, count_ip)?;
         let total = Arc::clone(&self.total)
             .try_acquire_owned()
             .map_err(|_| Refused::Total)?;
-        let ip = match count_ip {
-            true => Some(self.per_ip.take(ip).ok_or(Refused::PerIp)?),
-            false => None,
-        };
         Ok(Admitted {
             _total: total,
             _ip: ip,
         })
+    }
+
+    /// [`ConnCaps::admit`] on a full listener where another connection was asked to make
+    /// room: waits at most `within` for its place in the total.
+    pub async fn admit_when_freed(
+        &self,
+        ip: IpAddr,
+        count_ip: bool,
+        within: Duration,
+    ) -> Result<Admitted, Refused> {
+        let ip = self.ip_slot(ip, count_ip)?;
+        let total = tokio::time::timeout(within, Arc::clone(&self.total).acquire_owned())
+            .await
+            .map_err(|_| Refused::Total)?
+            .map_err(|_| Refused::Total)?;
+        Ok(Admitted {
+            _total: total,
+            _ip: ip,
+        })
+    }
+
+    fn ip_slot(&self, ip: IpAddr, count_ip: bool) -> Result<Option<IpSlot>, Refused> {
+        match count_ip {
+            true => Ok(Some(self.per_ip.take(ip).ok_or(Refused::PerIp)?)),
+            false => Ok(None),
+        }
     }
 
     /// Resolves once every admitted connection has ended (for draining at shutdown).
@@ -78,11 +103,12 @@ impl ConnCaps {
     }
 }
 
-/// Counts of connections (or sessions) per client IP, with a cap.
+/// Counts of connections (or sessions) per client — an IP address, or an IPv6 /64
+/// ([`ClientKey`]), since one IPv6 host commonly holds a whole /64 — with a cap.
 #[derive(Debug, Clone)]
 pub struct IpCounts {
     max: u32,
-    map: Arc<Mutex<HashMap<IpAddr, u32>>>,
+    map: Arc<Mutex<HashMap<ClientKey, u32>>>,
 }
 
 impl IpCounts {
@@ -93,10 +119,10 @@ impl IpCounts {
         }
     }
 
-    /// A place for `ip` (IPv4-mapped IPv6 addresses count as their IPv4 address), or `None`
-    /// when it holds `max` already.
+    /// A place for `ip`'s client (IPv4-mapped IPv6 addresses count as their IPv4 address, other
+    /// IPv6 addresses as their /64), or `None` when it holds `max` already.
     pub fn take(&self, ip: IpAddr) -> Option<IpSlot> {
-        let ip = ip.to_canonical();
+        let ip = ClientKey::of(ip);
         let mut map = lock(&self.map);
         let count = map.entry(ip).or_insert(0);
         if *count >= self.max {
@@ -113,8 +139,8 @@ impl IpCounts {
 /// One place in an [`IpCounts`], given back on drop.
 #[derive(Debug)]
 pub struct IpSlot {
-    ip: IpAddr,
-    map: Arc<Mutex<HashMap<IpAddr, u32>>>,
+    ip: ClientKey,
+    map: Arc<Mutex<HashMap<ClientKey, u32>>>,
 }
 
 impl Drop for IpSlot {

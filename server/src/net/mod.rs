@@ -1,12 +1,13 @@
 //! Accepting TCP connections, the same way for every listener: the one accept loop with back-off
-//! ([`accept`]), the connection caps overall and per client IP ([`caps`]), and the HTTP
-//! listener, plain or over TLS ([`http`]). The SMTP listener (`crate::smtp::listener`) uses the
-//! first two.
+//! ([`accept`]), the connection caps overall and per client ([`caps`]; a client is an IP
+//! address, or an IPv6 /64: [`ClientKey`]), and the HTTP listener, plain or over TLS
+//! ([`http`]). The SMTP listener (`crate::smtp::listener`) uses the first two.
 //!
 //! What this module must never do: spin on a failing `accept`, or spend more on a refused
 //! connection than closing it (SMTP adds its one-line `421`).
 
 pub mod caps;
+mod client;
 pub mod http;
 
 use std::net::SocketAddr;
@@ -15,6 +16,7 @@ use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
 
 pub use caps::{Admitted, ConnCaps, IpCounts, IpSlot, RefusalLog, Refused};
+pub use client::ClientKey;
 
 /// How long to wait after a failed `accept` before trying again.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);

@@ -1,5 +1,6 @@
-//! The `codes` table: one-time codes emailed to recipients, stored only as hashes, with their
-//! expiry, attempts and use.
+//! The `access_codes` table: one-time codes emailed to recipients, stored only as hashes, with
+//! their expiry, attempts and use, and the client that asked for each (the only one that may
+//! enter it).
 
 use super::{Result, SqliteConnection};
 use crate::clock::UnixMillis;
@@ -19,14 +20,15 @@ pub struct CodeRow {
 pub async fn insert_code(
     conn: &mut SqliteConnection,
     id: &str,
-    recipient_id: RecipientId,
+    (recipient_id, client): (RecipientId, &str),
     code_hash: &[u8],
     now: UnixMillis,
     expires_at: UnixMillis,
 ) -> Result<()> {
-    sqlx::query("INSERT INTO access_codes (id, recipient_id, code_hash, created_at, expires_at) VALUES (?, ?, ?, ?, ?)")
+    sqlx::query("INSERT INTO access_codes (id, recipient_id, client, code_hash, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)")
         .bind(id)
         .bind(recipient_id)
+        .bind(client)
         .bind(code_hash)
         .bind(now)
         .bind(expires_at)
@@ -35,32 +37,41 @@ pub async fn insert_code(
     Ok(())
 }
 
-/// How many codes were issued to the recipient since `since`.
-pub async fn codes_since(
+/// A code issued since some time: when, and to which client.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Issued {
+    pub created_at: i64,
+    pub client: String,
+}
+
+/// The codes issued to the recipient since `since`, oldest first.
+pub async fn issued_since(
     conn: &mut SqliteConnection,
     recipient_id: RecipientId,
     since: UnixMillis,
-) -> Result<u32> {
-    let (n,): (i64,) = sqlx::query_as(
-        "SELECT count(*) FROM access_codes WHERE recipient_id = ? AND created_at >= ?",
+) -> Result<Vec<Issued>> {
+    Ok(sqlx::query_as(
+        "SELECT created_at, client FROM access_codes WHERE recipient_id = ? AND created_at >= ? \
+         ORDER BY created_at",
     )
     .bind(recipient_id)
     .bind(since)
-    .fetch_one(&mut *conn)
-    .await?;
-    Ok(u32::try_from(n).unwrap_or(u32::MAX))
+    .fetch_all(&mut *conn)
+    .await?)
 }
 
-/// The newest code issued to the recipient.
+/// The newest code issued to the recipient at the request of `client`.
 pub async fn latest_code(
     conn: &mut SqliteConnection,
     recipient_id: RecipientId,
+    client: &str,
 ) -> Result<Option<CodeRow>> {
     Ok(sqlx::query_as(
         "SELECT id, code_hash, created_at, expires_at, attempts, used_at FROM access_codes \
-         WHERE recipient_id = ? ORDER BY created_at DESC, rowid DESC LIMIT 1",
+         WHERE recipient_id = ? AND client = ? ORDER BY created_at DESC, rowid DESC LIMIT 1",
     )
     .bind(recipient_id)
+    .bind(client)
     .fetch_optional(&mut *conn)
     .await?)
 }

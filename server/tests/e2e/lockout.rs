@@ -203,7 +203,7 @@ fn a_lock_lifts_by_the_sender_and_by_a_new_code_after_the_cool_down() {
             wrong_code(&app, STRANGER, &link, recipient, false).status,
             429
         );
-        let reply = wrong_code(&app, OTHER, &link, recipient, false);
+        let reply = wrong_code(&app, OTHER, &link, recipient, true);
         assert_eq!(reply.status, 423, "3rd failure: {}", reply.page_text());
     };
     lock_out();

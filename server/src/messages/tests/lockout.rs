@@ -446,7 +446,7 @@ async fn the_numbers_shown_are_the_ones_met() -> Result {
     // Codes: the wait, and the code's own tries.
     let f = Fixture::new(10).await?;
     let client = from(STRANGER);
-    let code = f.code().await?;
+    let code = f.code_for(&client).await?;
     let wrong = other_code(&code);
     let first = attempts(&f.verify_as(&client, wrong).await);
     assert_eq!(

@@ -23,6 +23,9 @@ struct Inner {
     opened: Instant,
     /// Milliseconds after `opened` of the last activity.
     last_ms: AtomicU64,
+    /// Milliseconds after `opened` when the connection last began to wait for a request: its
+    /// start, or the end of its last request.
+    waiting_ms: AtomicU64,
     busy: AtomicUsize,
 }
 
@@ -31,13 +34,27 @@ impl Activity {
         Self(Arc::new(Inner {
             opened: Instant::now(),
             last_ms: AtomicU64::new(0),
+            waiting_ms: AtomicU64::new(0),
             busy: AtomicUsize::new(0),
         }))
     }
 
+    fn elapsed_ms(&self) -> u64 {
+        u64::try_from(self.0.opened.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
     fn touch(&self) {
-        let ms = u64::try_from(self.0.opened.elapsed().as_millis()).unwrap_or(u64::MAX);
-        self.0.last_ms.store(ms, Ordering::Relaxed);
+        self.0.last_ms.store(self.elapsed_ms(), Ordering::Relaxed);
+    }
+
+    /// When the connection began to wait for its next request (since its start, or since
+    /// its last request was done), or `None` while a request is being handled.
+    pub(super) fn waiting_since(&self) -> Option<Instant> {
+        if self.0.busy.load(Ordering::Relaxed) > 0 {
+            return None;
+        }
+        let ms = self.0.waiting_ms.load(Ordering::Relaxed);
+        Some(self.0.opened + Duration::from_millis(ms))
     }
 
     /// A request is being handled until the returned guard is dropped; meanwhile the
@@ -71,7 +88,10 @@ pub(super) struct Busy(Activity);
 
 impl Drop for Busy {
     fn drop(&mut self) {
-        self.0.0.busy.fetch_sub(1, Ordering::Relaxed);
+        if self.0.0.busy.fetch_sub(1, Ordering::Relaxed) == 1 {
+            let now = self.0.elapsed_ms();
+            self.0.0.waiting_ms.store(now, Ordering::Relaxed);
+        }
         // The idle time starts when the last request is done.
         self.0.touch();
     }

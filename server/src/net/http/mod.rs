@@ -4,8 +4,11 @@
 //! peer address as `ConnectInfo<SocketAddr>`. At shutdown the listener stops accepting and
 //! lets in-flight requests finish (at most 30 s).
 //!
-//! A connection over a cap is closed at once, before anything is read or a handshake is
-//! started, and logged at a bounded rate ([`RefusalLog`]). The per-IP cap counts the TCP peer,
+//! A connection over the per-IP cap is closed at once, before anything is read or a handshake
+//! is started, and logged at a bounded rate ([`RefusalLog`]). On a listener at its total cap,
+//! the connection that has waited longest without a request being handled is closed to make
+//! room for the new one (`room.rs`); only when every connection has a request being handled
+//! is the new one refused. The per-IP cap counts the TCP peer,
 //! so peers in `trusted_proxies` are exempt from it (all their clients share the proxy's
 //! address; the proxy is where per-client limits belong); the total cap applies to them too.
 //!
@@ -14,6 +17,7 @@
 //! moves bytes nor has a request being handled beyond the idle timeout.
 
 mod idle;
+mod room;
 #[cfg(test)]
 mod tests;
 
@@ -34,9 +38,10 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt as _;
 
-use super::{ConnCaps, RefusalLog};
+use super::{ConnCaps, RefusalLog, Refused};
 use crate::config::Config;
 use idle::{Activity, Tracked};
+use room::{Registration, Room};
 
 /// How long in-flight requests get to finish after shutdown begins.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
@@ -84,8 +89,12 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     let name = if tls.is_some() { "https" } else { "http" };
     let acceptor = tls.map(TlsAcceptor::from);
-    let caps = ConnCaps::new(limits.max_connections, limits.max_connections_per_ip);
-    let refusals = RefusalLog::new(name);
+    let caps = Arc::new(ConnCaps::new(
+        limits.max_connections,
+        limits.max_connections_per_ip,
+    ));
+    let room = Arc::new(Room::default());
+    let refusals = Arc::new(RefusalLog::new(name));
     let limits = Arc::new(limits);
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
@@ -95,26 +104,44 @@ pub async fn serve(
             () = &mut shutdown => break,
         };
         let ip = peer.ip().to_canonical();
-        let admitted = match caps.admit(ip, limits.counts_per_ip(ip)) {
-            Ok(admitted) => {
-                refusals.accepted();
-                admitted
-            }
+        let counts_per_ip = limits.counts_per_ip(ip);
+        let admitted = match caps.admit(ip, counts_per_ip) {
+            Ok(admitted) => Some(admitted),
+            Err(Refused::Total) if room.push_out_stalest() => None,
             Err(refused) => {
                 refusals.refused(peer, refused.reason());
                 drop(tcp);
                 continue;
             }
         };
-        let conn = Connection {
-            peer,
-            router: router.clone(),
-            limits: Arc::clone(&limits),
-            watcher: graceful.watcher(),
-        };
-        let acceptor = acceptor.clone();
+        let (router, limits, watcher) = (router.clone(), Arc::clone(&limits), graceful.watcher());
+        let (acceptor, caps, refusals, room) = (
+            acceptor.clone(),
+            Arc::clone(&caps),
+            Arc::clone(&refusals),
+            Arc::clone(&room),
+        );
         tokio::spawn(async move {
+            let admitted = match admitted {
+                Some(admitted) => admitted,
+                // The pushed-out connection gives its place back as it closes.
+                None => match caps
+                    .admit_when_freed(ip, counts_per_ip, limits.handshake_timeout)
+                    .await
+                {
+                    Ok(admitted) => admitted,
+                    Err(refused) => return refusals.refused(peer, refused.reason()),
+                },
+            };
+            refusals.accepted();
             let _admitted = admitted;
+            let conn = Connection {
+                peer,
+                router,
+                limits,
+                watcher,
+                registration: room.enter(Activity::new()),
+            };
             conn.run(tcp, acceptor).await;
         });
     }
@@ -137,18 +164,27 @@ struct Connection {
     router: Router,
     limits: Arc<HttpLimits>,
     watcher: Watcher,
+    /// The connection's place in the room, and how it learns it must make room.
+    registration: Registration,
 }
 
 impl Connection {
     /// The TLS handshake when there is an acceptor, then HTTP until the connection ends.
     async fn run(self, tcp: TcpStream, acceptor: Option<TlsAcceptor>) {
-        let activity = Activity::new();
+        let activity = self.registration.activity().clone();
         let tcp = Tracked::new(tcp, activity.clone());
         let Some(acceptor) = acceptor else {
             return self.http(tcp, activity).await;
         };
         let peer = self.peer;
-        match tokio::time::timeout(self.limits.handshake_timeout, acceptor.accept(tcp)).await {
+        let handshake = tokio::time::timeout(self.limits.handshake_timeout, acceptor.accept(tcp));
+        let handshake = tokio::select! {
+            done = handshake => done,
+            () = self.registration.pushed_out() => {
+                return tracing::debug!(%peer, "closing a connection in its TLS handshake to make room");
+            }
+        };
+        match handshake {
             Ok(Ok(tls)) => self.http(tls, activity).await,
             Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
             Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
@@ -164,6 +200,7 @@ impl Connection {
             router,
             limits,
             watcher,
+            registration,
         } = self;
         let busy = activity.clone();
         let service = hyper::service::service_fn(move |mut req: axum::http::Request<Incoming>| {
@@ -188,6 +225,9 @@ impl Connection {
             }
             () = activity.idle_for(limits.idle_timeout) => {
                 tracing::debug!(%peer, "closing an idle HTTP connection");
+            }
+            () = registration.pushed_out() => {
+                tracing::debug!(%peer, "closing a connection without a request to make room");
             }
         }
     }

@@ -183,7 +183,7 @@ fn pickup_code(e: &PickupError) -> ErrorCode {
         PickupError::PassphraseRequired => ErrorCode::PassphraseRequired,
         PickupError::WrongCode(_) => ErrorCode::WrongCode,
         PickupError::CodeExpired => ErrorCode::CodeExpired,
-        PickupError::TooManyRequests => ErrorCode::TooManyRequests,
+        PickupError::TooManyCodes { .. } => ErrorCode::TooManyRequests,
         PickupError::Unavailable(_) => ErrorCode::Unavailable,
         PickupError::Internal(_) => ErrorCode::Internal,
     }
