@@ -47,6 +47,14 @@ pub struct Admitted {
     _ip: Option<IpSlot>,
 }
 
+impl Admitted {
+    /// The place in the total (which a listener may hand on to another connection) and the
+    /// place in the per-IP count.
+    pub fn into_parts(self) -> (OwnedSemaphorePermit, Option<IpSlot>) {
+        (self._total, self._ip)
+    }
+}
+
 impl ConnCaps {
     /// At most `max_total` connections, and `max_per_ip` from one client IP.
     pub fn new(max_total: u32, max_per_ip: u32) -> Self {
@@ -70,22 +78,17 @@ impl ConnCaps {
         })
     }
 
-    /// [`ConnCaps::admit`] on a full listener where another connection was asked to make
-    /// room: waits at most `within` for its place in the total.
-    pub async fn admit_when_freed(
+    /// [`ConnCaps::admit`] into `place`, a place in the total given up by a connection that
+    /// was closed to make room; the per-IP cap still applies.
+    pub fn admit_into(
         &self,
+        place: OwnedSemaphorePermit,
         ip: IpAddr,
         count_ip: bool,
-        within: Duration,
     ) -> Result<Admitted, Refused> {
-        let ip = self.ip_slot(ip, count_ip)?;
-        let total = tokio::time::timeout(within, Arc::clone(&self.total).acquire_owned())
-            .await
-            .map_err(|_| Refused::Total)?
-            .map_err(|_| Refused::Total)?;
         Ok(Admitted {
-            _total: total,
-            _ip: ip,
+            _ip: self.ip_slot(ip, count_ip)?,
+            _total: place,
         })
     }
 

@@ -94,7 +94,7 @@ pub async fn serve(
         limits.max_connections_per_ip,
     ));
     let room = Arc::new(Room::default());
-    let refusals = Arc::new(RefusalLog::new(name));
+    let refusals = RefusalLog::new(name);
     let limits = Arc::new(limits);
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
@@ -106,42 +106,33 @@ pub async fn serve(
         let ip = peer.ip().to_canonical();
         let counts_per_ip = limits.counts_per_ip(ip);
         let admitted = match caps.admit(ip, counts_per_ip) {
-            Ok(admitted) => Some(admitted),
-            Err(Refused::Total) if room.push_out_stalest() => None,
+            Err(Refused::Total) => match room.push_out_stalest() {
+                Some(place) => caps.admit_into(place, ip, counts_per_ip),
+                None => Err(Refused::Total),
+            },
+            admitted => admitted,
+        };
+        let (place, ip_slot) = match admitted {
+            Ok(admitted) => {
+                refusals.accepted();
+                admitted.into_parts()
+            }
             Err(refused) => {
                 refusals.refused(peer, refused.reason());
                 drop(tcp);
                 continue;
             }
         };
-        let (router, limits, watcher) = (router.clone(), Arc::clone(&limits), graceful.watcher());
-        let (acceptor, caps, refusals, room) = (
-            acceptor.clone(),
-            Arc::clone(&caps),
-            Arc::clone(&refusals),
-            Arc::clone(&room),
-        );
+        let conn = Connection {
+            peer,
+            router: router.clone(),
+            limits: Arc::clone(&limits),
+            watcher: graceful.watcher(),
+            registration: room.enter(Activity::new(), place),
+        };
+        let acceptor = acceptor.clone();
         tokio::spawn(async move {
-            let admitted = match admitted {
-                Some(admitted) => admitted,
-                // The pushed-out connection gives its place back as it closes.
-                None => match caps
-                    .admit_when_freed(ip, counts_per_ip, limits.handshake_timeout)
-                    .await
-                {
-                    Ok(admitted) => admitted,
-                    Err(refused) => return refusals.refused(peer, refused.reason()),
-                },
-            };
-            refusals.accepted();
-            let _admitted = admitted;
-            let conn = Connection {
-                peer,
-                router,
-                limits,
-                watcher,
-                registration: room.enter(Activity::new()),
-            };
+            let _ip_slot = ip_slot;
             conn.run(tcp, acceptor).await;
         });
     }

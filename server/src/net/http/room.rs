@@ -2,8 +2,11 @@
 //! connection does not simply lose to the ones already there: the connection that has waited
 //! longest for a request without sending a whole one (a client trickling its request head,
 //! one slow with its TLS handshake, a keep-alive connection with nothing more to ask) is
-//! closed, and the new connection takes its place. A connection whose request is being
-//! handled is never closed for room; when all are, the new connection is refused.
+//! closed, and the new connection takes its place: the place in the total cap passes from
+//! the one to the other at once, so a freed place cannot go to anyone else in between, and
+//! the closed connection counts for nothing in the moment it takes to end. A connection
+//! whose request is being handled is never closed for room; when all are, the new
+//! connection is refused.
 //!
 //! So clients that hold connections open without finishing requests, from however many
 //! addresses, cannot keep real requests out: each new connection pushes out the stalest one,
@@ -13,7 +16,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use tokio::sync::Notify;
+use tokio::sync::{Notify, OwnedSemaphorePermit};
 
 use super::idle::Activity;
 
@@ -28,8 +31,9 @@ pub(super) struct Room {
 struct Entry {
     activity: Activity,
     close: Arc<Notify>,
-    /// Already asked to close: not chosen again.
-    closing: bool,
+    /// The connection's place in the total cap, until it is handed to a new connection
+    /// (then the connection is closing and is not chosen again).
+    place: Option<OwnedSemaphorePermit>,
 }
 
 /// A connection's entry in its [`Room`]; dropping it removes the entry.
@@ -42,8 +46,13 @@ pub(super) struct Registration {
 }
 
 impl Room {
-    /// Enter a connection with its `activity`.
-    pub(super) fn enter(self: &Arc<Self>, activity: Activity) -> Registration {
+    /// Enter a connection with its `activity` and its `place` in the total cap, which the room
+    /// holds from now on.
+    pub(super) fn enter(
+        self: &Arc<Self>,
+        activity: Activity,
+        place: OwnedSemaphorePermit,
+    ) -> Registration {
         let id = self.next.fetch_add(1, Ordering::Relaxed);
         let close = Arc::new(Notify::new());
         self.lock().insert(
@@ -51,7 +60,7 @@ impl Room {
             Entry {
                 activity: activity.clone(),
                 close: Arc::clone(&close),
-                closing: false,
+                place: Some(place),
             },
         );
         Registration {
@@ -62,24 +71,19 @@ impl Room {
         }
     }
 
-    /// Ask the connection that has waited longest for a request to close. Returns false
-    /// when every connection has a request being handled (or is closing already).
-    pub(super) fn push_out_stalest(&self) -> bool {
+    /// Ask the connection that has waited longest for a request to close, and take its
+    /// place in the total cap for a new connection. `None` when every connection has a
+    /// request being handled (or is closing already).
+    pub(super) fn push_out_stalest(&self) -> Option<OwnedSemaphorePermit> {
         let mut open = self.lock();
-        let stalest = open
+        let (_, entry) = open
             .values_mut()
-            .filter(|e| !e.closing)
+            .filter(|e| e.place.is_some())
             .filter_map(|e| e.activity.waiting_since().map(|since| (since, e)))
-            .min_by_key(|(since, _)| *since);
-        match stalest {
-            Some((_, entry)) => {
-                entry.closing = true;
-                // Stored if the connection is not waiting on it yet.
-                entry.close.notify_one();
-                true
-            }
-            None => false,
-        }
+            .min_by_key(|(since, _)| *since)?;
+        // Stored if the connection is not waiting on it yet.
+        entry.close.notify_one();
+        entry.place.take()
     }
 
     fn lock(&self) -> MutexGuard<'_, HashMap<u64, Entry>> {
@@ -115,21 +119,32 @@ mod tests {
     #[tokio::test]
     async fn the_stalest_waiting_connection_makes_room() {
         let room = Arc::new(Room::default());
+        let places = Arc::new(tokio::sync::Semaphore::new(3));
+        let place = || {
+            Arc::clone(&places)
+                .try_acquire_owned()
+                .expect("a free place")
+        };
         // Made one after another, so each has waited a little less than the one before.
         let (oldest, busy_one, newest) = (Activity::new(), Activity::new(), Activity::new());
-        let first = room.enter(oldest);
-        let busy = room.enter(busy_one.clone());
+        let first = room.enter(oldest, place());
+        let busy = room.enter(busy_one.clone(), place());
         let _handling = busy_one.busy();
-        let last = room.enter(newest);
+        let last = room.enter(newest, place());
 
-        assert!(room.push_out_stalest());
+        let handed = room.push_out_stalest();
+        assert!(handed.is_some());
         first.pushed_out().await;
-        assert!(room.push_out_stalest());
+        assert_eq!(places.available_permits(), 0, "the place was not handed on");
+        drop(handed);
+        assert_eq!(places.available_permits(), 1);
+        assert!(room.push_out_stalest().is_some());
         last.pushed_out().await;
-        assert!(!room.push_out_stalest(), "chose a busy connection");
+        assert!(room.push_out_stalest().is_none(), "chose a busy connection");
         drop((first, last));
-        assert!(!room.push_out_stalest());
+        assert!(room.push_out_stalest().is_none());
         drop(busy);
         assert!(room.lock().is_empty());
+        assert_eq!(places.available_permits(), 3);
     }
 }
