@@ -100,6 +100,7 @@ mod kdf;
 pub mod password;
 mod rng;
 mod secret;
+mod sender;
 mod stream;
 pub mod token;
 
@@ -107,7 +108,12 @@ pub use error::CryptoError;
 pub use kdf::{Kek, MAX_PASSPHRASE_LEN, PassphraseKey, WRAPPED_DEK_LEN, wrapped_key_id};
 pub use rand_core::CryptoRng;
 pub use rng::{OsRng, random_bytes};
-pub use secret::{Dek, LinkSecret, Passphrase, PassphraseSalt, ServerKey};
+pub use secret::{Dek, LinkSecret, Passphrase, PassphraseSalt, ServerKey, SessionKey};
+pub use sender::{
+    PASSWORD_WRAPPED_KEY_LEN, PasswordKey, SEALED_DEK_LEN, SESSION_WRAPPED_KEY_LEN, SenderKeyPair,
+    SenderPrivateKey, SenderPublicKey, password_wrap_salt, unwrap_private_key, wrap_private_key,
+    wrap_private_key_with,
+};
 pub use stream::{
     CHUNK_LEN, PART_HEADER_LEN, PartDecryptor, PartEncryptor, SEALED_CHUNK_LEN, TAG_LEN,
 };
