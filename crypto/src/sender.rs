@@ -122,7 +122,8 @@ impl SenderPublicKey {
     ) -> Result<Vec<u8>, CryptoError> {
         let public = <Kem as hpke::Kem>::PublicKey::from_bytes(&self.0)
             .map_err(|_| CryptoError::Malformed("sender public key"))?;
-        let mut out = Vec::with_capacity(SEALED_DEK_LEN);
+        // Zeroizing: it holds the DEK in clear until the seal, or for good if the seal fails.
+        let mut out = Zeroizing::new(Vec::with_capacity(SEALED_DEK_LEN));
         out.push(FORMAT_VERSION);
         out.extend_from_slice(&[0u8; KEY_LEN]);
         out.extend_from_slice(dek.expose());
@@ -141,7 +142,7 @@ impl SenderPublicKey {
         .map_err(|_| CryptoError::Malformed("sender public key"))?;
         enc.write_exact(&mut out[1..1 + KEY_LEN]);
         out.extend_from_slice(&tag.to_bytes());
-        Ok(out)
+        Ok(std::mem::take(&mut *out))
     }
 }
 
