@@ -4,8 +4,8 @@ v1.json, the test vectors that the Rust crate's tests/vectors.rs checks byte for
 implementations agreeing from the spec is the point: regenerate with
 `python3 crypto/vectors/reference.py > crypto/vectors/v1.json`.
 
-Needs Python 3.9 or later and two packages from PyPI: `cryptography` (42 or later, for its
-Argon2id with associated data; here 48) and `argon2-cffi` (`pip install --user cryptography
+Needs Python 3.9 or later and two packages from PyPI: `cryptography` (a release with
+`hazmat.primitives.kdf.argon2.Argon2id`, for Argon2id with associated data; tested with 48) and `argon2-cffi` (`pip install --user cryptography
 argon2-cffi`). HPKE (RFC 9180, base mode, for the sender's copy of SPEC.md section 10) is
 written out below from the RFC on top of `cryptography`'s X25519, HMAC-SHA256 and AES-GCM, not
 taken from an HPKE library, and checked first against the RFC's own Appendix A.1 vector.
