@@ -2,7 +2,7 @@
 
 use aes_gcm::aead::{AeadInOut, KeyInit};
 use aes_gcm::{Aes256Gcm, Nonce};
-use argon2::{Algorithm, Argon2, Params, Version};
+use argon2::{Algorithm, Argon2, AssociatedData, ParamsBuilder, Version};
 use hkdf::Hkdf;
 use rand_core::CryptoRng;
 use sha2::Sha256;
@@ -50,18 +50,42 @@ impl PassphraseKey {
     /// [`CryptoError::Limit`] for a passphrase longer than [`MAX_PASSPHRASE_LEN`] bytes (or if
     /// Argon2 refuses its parameters, which the fixed parameters never cause).
     pub fn derive(passphrase: &Passphrase, salt: &PassphraseSalt) -> Result<Self, CryptoError> {
-        let bytes = passphrase.expose();
-        if bytes.len() > MAX_PASSPHRASE_LEN {
-            return Err(CryptoError::Limit("passphrase length"));
-        }
-        let params = Params::new(ARGON2_M_KIB, ARGON2_T, ARGON2_P, Some(32))
-            .map_err(|_| CryptoError::Limit("argon2 parameters"))?;
-        let mut out = Zeroizing::new([0u8; 32]);
-        Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
-            .hash_password_into(bytes, salt.as_bytes(), out.as_mut_slice())
-            .map_err(|_| CryptoError::Limit("argon2"))?;
-        Ok(Self(SecretBytes::from_array(*out)))
+        argon2id(passphrase.expose(), salt, &[]).map(Self)
     }
+}
+
+/// Argon2id (version 0x13, m = 19 MiB, t = 2, p = 1, 32-byte output) of `secret` under `salt`,
+/// with Argon2's associated data `ad` (empty for a passphrase; a label that keeps a sender key's
+/// wrap key apart from every other Argon2 output, `SPEC.md` section 10.3).
+///
+/// [`CryptoError::Limit`] for a `secret` longer than [`MAX_PASSPHRASE_LEN`] bytes.
+pub(crate) fn argon2id(
+    secret: &[u8],
+    salt: &PassphraseSalt,
+    ad: &[u8],
+) -> Result<SecretBytes<32>, CryptoError> {
+    if secret.len() > MAX_PASSPHRASE_LEN {
+        return Err(CryptoError::Limit("passphrase length"));
+    }
+    let mut builder = ParamsBuilder::new();
+    builder
+        .m_cost(ARGON2_M_KIB)
+        .t_cost(ARGON2_T)
+        .p_cost(ARGON2_P)
+        .output_len(32);
+    if !ad.is_empty() {
+        let data =
+            AssociatedData::new(ad).map_err(|_| CryptoError::Limit("argon2 associated data"))?;
+        builder.data(data);
+    }
+    let params = builder
+        .build()
+        .map_err(|_| CryptoError::Limit("argon2 parameters"))?;
+    let mut out = Zeroizing::new([0u8; 32]);
+    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+        .hash_password_into(secret, salt.as_bytes(), out.as_mut_slice())
+        .map_err(|_| CryptoError::Limit("argon2"))?;
+    Ok(SecretBytes::from_array(*out))
 }
 
 /// A key-encryption key: binds one recipient's link secret (and passphrase) to one message.

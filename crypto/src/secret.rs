@@ -243,6 +243,69 @@ impl LinkSecret {
     }
 }
 
+/// The key of one staff session (32 random bytes), held only in the session cookie: the
+/// server stores the user's sender key wrapped under it ([`SessionKey::wrap`]) and forgets it,
+/// so the stored session row alone opens nothing. Its text form for the cookie is 43 characters
+/// of unpadded base64url.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SessionKey(SecretBytes<32>);
+redacted_debug!(SessionKey);
+
+impl SessionKey {
+    /// Length of the text form.
+    pub const ENCODED_LEN: usize = 43;
+
+    /// A new random key (one per sign-in).
+    pub fn generate() -> Self {
+        Self::generate_with(&mut os_rng())
+    }
+
+    /// A new key from `rng`.
+    pub fn generate_with(rng: &mut (impl CryptoRng + ?Sized)) -> Self {
+        Self(SecretBytes::random(rng))
+    }
+
+    /// Parse exactly 43 characters of unpadded base64url (the canonical encoding only), as
+    /// [`SessionKey::encode`] writes them for the cookie.
+    ///
+    /// Padding, whitespace, the standard base64 alphabet and non-zero spare bits are refused,
+    /// so each key has exactly one text form:
+    ///
+    /// ```
+    /// use sealpost_crypto::SessionKey;
+    ///
+    /// let key = SessionKey::generate();
+    /// let cookie = key.encode();
+    /// assert_eq!(cookie.len(), SessionKey::ENCODED_LEN);
+    /// assert_eq!(SessionKey::parse(&cookie)?, key);
+    /// assert!(SessionKey::parse(&format!("{}=", cookie.as_str())).is_err());
+    /// # Ok::<(), sealpost_crypto::CryptoError>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`CryptoError::Malformed`] for anything else. A well-formed but wrong key parses; it is
+    /// refused later, by [`SessionKey::unwrap`].
+    pub fn parse(text: &str) -> Result<Self, CryptoError> {
+        let key = decode_b64url::<32>(text, "session key")?;
+        // 43 characters carry 258 bits; the 2 spare bits must be zero so that each key has
+        // exactly one text form.
+        if encode_b64url(key.expose()).as_str() != text {
+            return Err(CryptoError::Malformed("session key"));
+        }
+        Ok(Self(key))
+    }
+
+    /// The text form for the session cookie (never for a log or the database).
+    pub fn encode(&self) -> Zeroizing<String> {
+        encode_b64url(self.0.expose())
+    }
+
+    pub(crate) fn expose(&self) -> &[u8; 32] {
+        self.0.expose()
+    }
+}
+
 /// A passphrase the sender agreed with the recipient out of band. Any UTF-8 text; it is
 /// stretched with Argon2id into a [`crate::PassphraseKey`] before use.
 #[derive(Clone, Zeroize, ZeroizeOnDrop)]
@@ -274,7 +337,9 @@ impl PartialEq for Passphrase {
 }
 impl Eq for Passphrase {}
 
-/// The per-recipient random Argon2id salt (16 bytes). Not secret: stored beside the wrapped DEK.
+/// A random Argon2id salt (16 bytes). Not secret. One per recipient with a passphrase, stored
+/// beside the wrapped DEK; and one per password wrap of a sender key
+/// ([`crate::PasswordKey::derive`]), stored inside the wrap.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PassphraseSalt([u8; 16]);
 

@@ -1,5 +1,6 @@
 //! The test vectors of `SPEC.md`, produced by the independent Python implementation in
-//! `vectors/reference.py`, checked byte for byte against this crate.
+//! `vectors/reference.py`, checked byte for byte against this crate; and RFC 9180's own vector
+//! against the HPKE crate it seals with.
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
@@ -7,8 +8,10 @@ use std::convert::Infallible;
 use rand_core::{TryCryptoRng, TryRng};
 use sealpost_crypto::hash::sha256;
 use sealpost_crypto::{
-    Dek, Id, Kek, LinkSecret, PartDecryptor, PartEncryptor, Passphrase, PassphraseKey,
-    PassphraseSalt, ServerKey,
+    Dek, Id, Kek, LinkSecret, PASSWORD_WRAPPED_KEY_LEN, PartDecryptor, PartEncryptor, Passphrase,
+    PassphraseKey, PassphraseSalt, PasswordKey, SEALED_DEK_LEN, SESSION_WRAPPED_KEY_LEN,
+    SenderKeyPair, SenderPublicKey, ServerKey, SessionKey, password_wrap_salt, unwrap_private_key,
+    wrap_private_key_with,
 };
 use serde_json::Value;
 
@@ -222,4 +225,171 @@ fn code_and_token_digests_match() {
         hex::encode(digest),
         token["digest"].as_str().expect("digest")
     );
+}
+
+/// RFC 9180 Appendix A.1.1 (DHKEM(X25519, HKDF-SHA256), HKDF-SHA256, AES-128-GCM, base mode),
+/// as transcribed in `reference.py` (which reproduces it before writing): the HPKE crate this
+/// crate seals with derives the same keys, encapsulation and ciphertext as the RFC. Sealpost's
+/// suite differs only in the AEAD (AES-256-GCM, id 0x0002), which the sender-copy vector below
+/// covers against the Python implementation.
+#[test]
+fn hpke_crate_matches_rfc9180_appendix_a1() {
+    use hpke::aead::AesGcm128;
+    use hpke::kdf::HkdfSha256;
+    use hpke::kem::X25519HkdfSha256;
+    use hpke::{Deserializable, Kem, OpModeR, OpModeS, Serializable};
+
+    let v = vectors();
+    let a1 = &v["rfc9180_a1"];
+    let field = |key: &str| hex_field(a1, key);
+    let (sk_r, pk_r) = X25519HkdfSha256::derive_keypair(&field("ikmR"));
+    assert_eq!(pk_r.to_bytes().as_slice(), field("pkRm").as_slice());
+    // The RFC prints the derived scalar unclamped; the crate holds it clamped (section 7.1.2).
+    let rfc_sk_r = <X25519HkdfSha256 as Kem>::PrivateKey::from_bytes(&field("skRm")).expect("32");
+    assert!(sk_r == rfc_sk_r);
+
+    let info = field("info");
+    let (enc, mut sender) = hpke::setup_sender_with_rng::<AesGcm128, HkdfSha256, X25519HkdfSha256>(
+        &OpModeS::Base,
+        &pk_r,
+        &info,
+        &mut script(a1["ikmE"].as_str().expect("ikmE")),
+    )
+    .expect("setup");
+    assert_eq!(enc.to_bytes().as_slice(), field("enc").as_slice());
+    let mut buf = field("pt");
+    let tag = sender
+        .seal_inout_detached(buf.as_mut_slice().into(), &field("aad"))
+        .expect("seal");
+    buf.extend_from_slice(&tag.to_bytes());
+    assert_eq!(hex::encode(&buf), a1["ct"].as_str().expect("ct"));
+
+    let mut receiver = hpke::setup_receiver::<AesGcm128, HkdfSha256, X25519HkdfSha256>(
+        &OpModeR::Base,
+        &rfc_sk_r,
+        &enc,
+        &info,
+    )
+    .expect("setup receiver");
+    let ct_len = buf.len() - 16;
+    let (ct, tag) = buf.split_at_mut(ct_len);
+    let tag = hpke::aead::AeadTag::<AesGcm128>::from_bytes(tag).expect("tag");
+    receiver
+        .open_inout_detached(ct.into(), &field("aad"), &tag)
+        .expect("opens");
+    assert_eq!(ct, field("pt").as_slice());
+}
+
+struct SenderInputs {
+    pair: SenderKeyPair,
+    message_id: Id,
+    owner_id: Id,
+    dek: Dek,
+    v: Value,
+}
+
+fn sender_inputs() -> SenderInputs {
+    let v = vectors()["sender_copy"].clone();
+    let input = &v["inputs"];
+    let script_of = |key: &str| script(input[key].as_str().unwrap_or_else(|| panic!("{key}")));
+    SenderInputs {
+        pair: SenderKeyPair::generate_with(&mut script_of("key_pair_ikm")),
+        message_id: id(input, "message_id"),
+        owner_id: id(input, "owner_id"),
+        dek: Dek::generate_with(&mut script_of("dek")),
+        v,
+    }
+}
+
+#[test]
+fn sender_key_pair_and_sealed_dek_match() {
+    let s = sender_inputs();
+    assert_eq!(
+        hex::encode(s.pair.public_key().as_bytes()),
+        s.v["public_key"].as_str().expect("public key")
+    );
+    assert_eq!(s.pair.private_key().public_key(), s.pair.public_key());
+    let stored = SenderPublicKey::from_slice(&hex_field(&s.v, "public_key")).expect("32 bytes");
+    let sealed = stored
+        .seal_dek_with(
+            &mut script(s.v["inputs"]["ephemeral_ikm"].as_str().expect("ikm")),
+            &s.dek,
+            &s.message_id,
+            &s.owner_id,
+        )
+        .expect("seals");
+    assert_eq!(sealed.len(), SEALED_DEK_LEN);
+    assert_eq!(
+        hex::encode(&sealed),
+        s.v["sealed_dek"].as_str().expect("sealed")
+    );
+    let dek = s
+        .pair
+        .private_key()
+        .open_dek(&sealed, &s.message_id, &s.owner_id)
+        .expect("opens");
+    assert_eq!(dek, s.dek);
+}
+
+#[test]
+fn password_wrapped_sender_key_matches() {
+    let s = sender_inputs();
+    let input = &s.v["inputs"];
+    let password = input["password"].as_str().expect("password");
+    let salt = PassphraseSalt::from_slice(&hex_field(input, "password_salt")).expect("salt");
+    let nonce = input["password_nonce"].as_str().expect("nonce");
+    let expected = s.v["password_wrapped_key"].as_str().expect("wrapped");
+
+    // In two steps, as the server runs Argon2 under its semaphore.
+    let key = PasswordKey::derive(password, &salt).expect("argon2");
+    let wrapped = key.wrap_with(&mut script(nonce), s.pair.private_key(), &s.owner_id);
+    assert_eq!(wrapped.len(), PASSWORD_WRAPPED_KEY_LEN);
+    assert_eq!(hex::encode(&wrapped), expected);
+    assert_eq!(password_wrap_salt(&wrapped), Ok(salt));
+    assert_eq!(
+        key.unwrap(&wrapped, &s.owner_id).expect("unwraps"),
+        *s.pair.private_key()
+    );
+
+    // In one.
+    let wrapped = wrap_private_key_with(
+        &mut script(nonce),
+        s.pair.private_key(),
+        password,
+        &salt,
+        &s.owner_id,
+    )
+    .expect("wraps");
+    assert_eq!(hex::encode(&wrapped), expected);
+    let private = unwrap_private_key(&wrapped, password, &s.owner_id).expect("unwraps");
+    assert_eq!(private, *s.pair.private_key());
+    assert_eq!(private.public_key(), s.pair.public_key());
+}
+
+#[test]
+fn session_key_and_session_wrapped_sender_key_match() {
+    let s = sender_inputs();
+    let input = &s.v["inputs"];
+    let session_key =
+        SessionKey::generate_with(&mut script(input["session_key"].as_str().expect("key")));
+    let text = s.v["session_key_text"].as_str().expect("text");
+    assert_eq!(session_key.encode().as_str(), text);
+    assert_eq!(SessionKey::parse(text).expect("parses"), session_key);
+
+    let session_id = hex_field(input, "session_id");
+    let wrapped = session_key.wrap_with(
+        &mut script(input["session_nonce"].as_str().expect("nonce")),
+        s.pair.private_key(),
+        &s.owner_id,
+        &session_id,
+    );
+    assert_eq!(wrapped.len(), SESSION_WRAPPED_KEY_LEN);
+    assert_eq!(
+        hex::encode(&wrapped),
+        s.v["session_wrapped_key"].as_str().expect("wrapped")
+    );
+    let private = session_key
+        .unwrap(&wrapped, &s.owner_id, &session_id)
+        .expect("unwraps");
+    assert_eq!(private, *s.pair.private_key());
 }
