@@ -157,7 +157,8 @@ pub struct Config {
     pub http_header_read_timeout_secs: u32,
     /// Seconds an HTTP connection may go with no bytes moving either way and no request being
     /// handled (an idle keep-alive connection, a client that sends nothing or stops reading
-    /// its response) before it is closed.
+    /// its response) before it is closed. Also the longest pause within a request body: a
+    /// body that stops arriving for this long fails and its request ends.
     #[serde_inline_default(15)]
     pub http_idle_timeout_secs: u32,
     /// Seconds a client has to finish the TLS handshake (HTTPS only).

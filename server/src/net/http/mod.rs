@@ -1,6 +1,7 @@
 //! The HTTP listener, plain or over TLS, as one path: one accept loop ([`crate::net::accept`])
 //! with the connection caps, then for HTTPS the TLS handshake with its timeout, then HTTP/1.1
-//! with a header-read timeout and idle connections closed (`idle.rs`). Each request sees the
+//! with a header-read timeout, a request body that stops arriving for the idle timeout failed,
+//! and idle connections closed (`idle.rs`). Each request sees the
 //! peer address as `ConnectInfo<SocketAddr>`. At shutdown the listener stops accepting and
 //! lets in-flight requests finish (at most 30 s).
 //!
@@ -37,6 +38,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt as _;
+use tower_http::timeout::TimeoutBody;
 
 use super::{ConnCaps, RefusalLog, Refused};
 use crate::config::Config;
@@ -194,7 +196,12 @@ impl Connection {
             registration,
         } = self;
         let busy = activity.clone();
-        let service = hyper::service::service_fn(move |mut req: axum::http::Request<Incoming>| {
+        let body_timeout = limits.idle_timeout;
+        let service = hyper::service::service_fn(move |req: axum::http::Request<Incoming>| {
+            // A body that stops arriving fails after the idle timeout instead of holding its
+            // handler (the connection counts as busy while a request is handled).
+            let mut req =
+                req.map(|body| axum::body::Body::new(TimeoutBody::new(body_timeout, body)));
             req.extensions_mut().insert(ConnectInfo(peer));
             let guard = busy.busy();
             let response = router.clone().oneshot(req);

@@ -258,6 +258,31 @@ async fn idle_keep_alive_connection_is_closed() -> TestResult {
     server.stop().await
 }
 
+/// Proof: a request whose body stops arriving (a form post announcing 1,000 bytes that sends
+/// 10) does not hold its handler and connection past `http_idle_timeout_secs`: the body read
+/// fails, the request is refused without a `200`, and the connection is closed — while the
+/// connection counted as busy all along, so only the body timeout ends it. (Before, it stayed
+/// open.)
+#[tokio::test]
+async fn a_request_body_that_stops_arriving_is_cut_off() -> TestResult {
+    let server = Server::start(&[("http_idle_timeout_secs", 1)], false).await?;
+    let mut stalled = server.connect_from("127.0.0.2").await?;
+    stalled
+        .write_all(
+            b"POST /p/AAAAAAAAAAAAAAAAAAAAAA/verify HTTP/1.1\r\nHost: localhost\r\n\
+              Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 1000\r\n\r\n\
+              code=12345",
+        )
+        .await?;
+    let answer = closed_by_server(&mut stalled).await?;
+    assert!(
+        !String::from_utf8_lossy(&answer).contains(" 200 "),
+        "a stalled body was served: {}",
+        String::from_utf8_lossy(&answer)
+    );
+    server.stop().await
+}
+
 /// Proof: over TLS, a client that connects and never starts the handshake is closed
 /// (`http_tls_handshake_timeout_secs`); cleartext HTTP on the TLS port is never answered with
 /// a page; HTTPS is served with TLS 1.3.
