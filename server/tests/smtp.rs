@@ -120,12 +120,8 @@ fn smtplib_starttls_auth_and_pickup() {
             &host, &port, "python", &password, SENDER, RECIPIENT, SUBJECT,
         ],
     );
-    let last = out.lines().last().unwrap_or_default();
-    let id = last
-        .strip_prefix("250 2.0.0 ")
-        .and_then(|r| r.strip_suffix(" queued"))
-        .unwrap_or_else(|| panic!("unexpected DATA reply: {out}"));
-    assert!(uuid_like(id), "{id}");
+    let id = queued_id(&out);
+    assert!(uuid_like(&id), "{id}");
 
     // The notification was written before the 250.
     let got = app.pick_up(&app.notification_link(RECIPIENT), RECIPIENT);
@@ -158,6 +154,48 @@ fn smtplib_starttls_auth_and_pickup() {
         ],
     );
     app.assert_audit_verifies();
+}
+
+/// The `250 2.0.0 <id> queued` reply's message id.
+fn queued_id(out: &str) -> String {
+    let last = out.lines().last().unwrap_or_default();
+    last.strip_prefix("250 2.0.0 ")
+        .and_then(|r| r.strip_suffix(" queued"))
+        .unwrap_or_else(|| panic!("unexpected DATA reply: {out}"))
+        .to_owned()
+}
+
+/// Proof: a message relayed with a staff user's address as its envelope sender belongs to
+/// that user: its status is in their API view and they can revoke it, while another sender
+/// gets `404`; mail from an address that is no staff user's belongs to nobody (`404` for
+/// every sender). Before, relayed mail belonged to nobody at all.
+#[test]
+fn relayed_mail_belongs_to_the_staff_user_of_its_envelope_sender() {
+    if require_tool("python3").is_none() {
+        return;
+    }
+    let app = AppBuilder::default().spawn();
+    let owner = app.create_sender(SENDER);
+    let other = app.create_sender("carl@clinic.example");
+    let (host, port, password) = listener_and_relay(&app, "smtp", "python");
+    let send = |from: &str| {
+        queued_id(&send_over_tls(
+            &app,
+            SEND_SCRIPT,
+            &[&host, &port, "python", &password, from, RECIPIENT, SUBJECT],
+        ))
+    };
+    let id = send(SENDER);
+    let status = app.message_status(&owner, &id);
+    assert_eq!(status.status, 200, "{}", status.text());
+    assert_eq!(status.json()["recipients"][0]["address"], RECIPIENT);
+    assert_eq!(app.message_status(&other, &id).status, 404);
+    assert_eq!(app.revoke(&owner, &id).status, 204);
+
+    let stranger = send("someone@elsewhere.example");
+    for token in [&owner, &other] {
+        assert_eq!(app.message_status(token, &stranger).status, 404);
+    }
 }
 
 const SMTPS_SCRIPT: &str = r#"

@@ -14,7 +14,7 @@ use super::{EmailAddress, PartKind, SubmitError};
 use crate::app::AppState;
 use crate::clock::{UnixMillis, now_ms};
 use crate::ids::MessageId;
-use crate::store::{messages as rows, parts};
+use crate::store::{messages as rows, parts, users};
 
 /// Sealed chunks are written in transactions of about this many bytes, so a large upload
 /// neither holds SQLite's write lock for its whole duration nor pays one fsync per chunk.
@@ -32,6 +32,33 @@ pub struct Sender {
     /// Taken from the message, unchecked; [`Draft::begin`] cleans it
     /// ([`super::clean_display_name`]).
     pub display_name: Option<String>,
+}
+
+impl Sender {
+    /// The sender of mail that a relay (or an allowed network) handed over with `envelope`
+    /// as its envelope sender. The message belongs to the staff user with that address, if
+    /// there is one and it is not disabled, so it is in that user's messages (status,
+    /// revocation); otherwise it belongs to nobody (visible to admins).
+    ///
+    /// The envelope sender, not the `From:` header: the relay authenticated to Sealpost is
+    /// what vouches for the envelope (an MTA that checks its own users' sender addresses,
+    /// such as Postfix with `reject_sender_login_mismatch`, enforces it), while `From:` is
+    /// whatever the author's client wrote.
+    pub async fn relayed(
+        app: &AppState,
+        envelope: &str,
+        display_name: Option<String>,
+    ) -> Result<Self, SubmitError> {
+        let user = {
+            let mut conn = app.store.acquire().await?;
+            users::find_by_email(&mut conn, envelope).await?
+        };
+        Ok(Self {
+            user_id: user.filter(|u| !u.disabled).map(|u| u.id),
+            address: envelope.to_owned(),
+            display_name,
+        })
+    }
 }
 
 /// How a message arrived; stored, and named in audit events.

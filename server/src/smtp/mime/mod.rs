@@ -215,11 +215,7 @@ pub async fn submit(
         .as_ref()
         .filter(|(_, address)| address.eq_ignore_ascii_case(tx.from.as_str()))
         .map(|(name, _)| name.chars().filter(|c| !c.is_control()).take(200).collect());
-    let sender = Sender {
-        user_id: None,
-        address: tx.from.to_string(),
-        display_name,
-    };
+    let sender = Sender::relayed(app, tx.from.as_str(), display_name).await?;
     let mut draft = Draft::begin(app, sender, Source::Smtp);
     let fill = async |draft: &mut Draft| -> Result<(), SubmitError> {
         draft
