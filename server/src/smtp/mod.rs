@@ -17,6 +17,7 @@
 pub mod budget;
 pub mod listener;
 pub mod mime;
+pub mod options;
 pub mod policy;
 pub mod reply;
 pub mod session;

@@ -89,6 +89,17 @@ pub(crate) struct MessageRow {
 }
 
 /// Every message row, in any state, oldest first.
+/// How many whole days a message is kept: its expiry less its creation.
+pub(crate) async fn lifetime_days(store: &Store, id: &str) -> Result<i64> {
+    let mut conn = store.acquire().await?;
+    let (days,): (i64,) =
+        sqlx::query_as("SELECT (expires_at - created_at) / 86400000 FROM messages WHERE id = ?")
+            .bind(id)
+            .fetch_one(&mut *conn)
+            .await?;
+    Ok(days)
+}
+
 pub(crate) async fn messages(store: &Store) -> Result<Vec<MessageRow>> {
     let mut conn = store.acquire().await?;
     let rows = sqlx::query(

@@ -216,6 +216,8 @@ pub async fn submit(
         .filter(|(_, address)| address.eq_ignore_ascii_case(tx.from.as_str()))
         .map(|(name, _)| name.chars().filter(|c| !c.is_control()).take(200).collect());
     let sender = Sender::relayed(app, tx.from.as_str(), display_name).await?;
+    let options = super::options::read(&raw, &parsed.subject)?;
+    let original = options.stripped.as_deref().unwrap_or(&raw);
     let mut draft = Draft::begin(app, sender, Source::Smtp);
     let fill = async |draft: &mut Draft| -> Result<(), SubmitError> {
         draft
@@ -236,7 +238,7 @@ pub async fn submit(
                 PartKind::Attachment,
                 Some(ORIGINAL_NAME.to_owned()),
                 "message/rfc822".into(),
-                &raw,
+                original,
             )
             .await
     };
@@ -246,9 +248,9 @@ pub async fn submit(
     }
     let message = NewMessage {
         recipients: tx.rcpts.clone(),
-        subject: parsed.subject.clone(),
+        subject: options.subject,
         passphrase: None,
-        expires_in_days: None,
+        expires_in_days: options.expires_in_days,
     };
     draft.commit(message, ctx).await
 }

@@ -657,3 +657,41 @@ async fn a_message_that_is_not_mime_is_refused_with_554() -> TestResult {
     assert_eq!(env.message_count().await?, 0);
     Ok(())
 }
+
+/// Proof: `X-Sealpost-Expires: 2w` sets the expiry (14 days) of a relayed message, and a
+/// subject's `[expires 3d]` tag does when there is no header (the tag leaves the subject); an
+/// unreadable value is refused with `550 5.6.0`-class reply naming the header, and nothing is
+/// stored.
+#[tokio::test]
+async fn sender_options_in_headers_and_subject_set_the_expiry() -> TestResult {
+    let env = env().await?;
+    let mut c = Client::authenticated(&env.ctx).await?;
+    let mut send = async |head: &str| -> Result<(u16, String), Box<dyn StdError>> {
+        c.cmd("MAIL FROM:<ann@clinic.example>", 250).await?;
+        c.cmd("RCPT TO:<bob@example.net>", 250).await?;
+        let message =
+            format!("From: ann@clinic.example\r\nTo: bob@example.net\r\n{head}\r\nhello\r\n.\r\n");
+        Ok(c.data(&message).await?)
+    };
+    let queued = |text: &str| {
+        text.strip_prefix("2.0.0 ")
+            .and_then(|t| t.strip_suffix(" queued"))
+            .map(str::to_owned)
+            .ok_or(format!("unexpected reply {text:?}"))
+    };
+    let (code, text) = send("X-Sealpost-Expires: 2w\r\nSubject: results\r\n").await?;
+    assert_eq!(code, 250, "{text}");
+    let by_header = queued(&text)?;
+    let (code, text) = send("Subject: results [expires 3d]\r\n").await?;
+    assert_eq!(code, 250, "{text}");
+    let by_tag = queued(&text)?;
+    assert_eq!(rows::lifetime_days(&env.app.store, &by_header).await?, 14);
+    assert_eq!(rows::lifetime_days(&env.app.store, &by_tag).await?, 3);
+
+    let stored = env.message_count().await?;
+    let (code, text) = send("X-Sealpost-Expires: soon\r\nSubject: s\r\n").await?;
+    assert!((500..600).contains(&code), "{code} {text}");
+    assert!(text.contains("X-Sealpost-Expires"), "{text}");
+    assert_eq!(env.message_count().await?, stored);
+    Ok(())
+}
