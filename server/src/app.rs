@@ -5,7 +5,9 @@
 //! tests bind `127.0.0.1:0` and never sleep waiting for readiness.
 //!
 //! The server key is read from `server_key` (environment) or `server_key_file`, never from
-//! the database, and is generated with mode 0600 on first start. It is never logged.
+//! the database, and is generated with mode 0600 on first start. It is never logged. The
+//! checkpoint key, which signs audit checkpoints, is kept the same way beside it
+//! (`checkpoint_key`, `checkpoint_key_file`).
 
 use std::future::Future;
 use std::io::Write;
@@ -18,6 +20,7 @@ use secrecy::ExposeSecret;
 use serde_json::json;
 use zeroize::Zeroizing;
 
+use crate::audit::checkpoint::CheckpointKey;
 use crate::audit::{self, Action, Event, actor};
 use crate::config::Config;
 use crate::files;
@@ -33,6 +36,8 @@ pub struct AppState {
     pub store: Store,
     pub config: Arc<Config>,
     pub server_key: Arc<ServerKey>,
+    /// Signs audit checkpoints (`crate::audit::checkpoint`).
+    pub checkpoint_key: Arc<CheckpointKey>,
     /// Outbound mail: notifications, codes.
     pub mailer: Mailer,
     /// Bounds concurrent Argon2id derivations of recipients' passphrases (19 MiB each), so
@@ -69,11 +74,12 @@ pub struct NewCredentials {
 }
 
 impl App {
-    /// Create/open the data directory, load or generate the server key, open and migrate the
-    /// database. Prints nothing.
+    /// Create/open the data directory, load or generate the server and checkpoint keys, open
+    /// and migrate the database. Prints nothing.
     pub async fn open(config: Config) -> anyhow::Result<Self> {
         files::create_private_dir(&config.data_dir)?;
         let server_key = load_or_create_server_key(&config)?;
+        let checkpoint_key = load_or_create_checkpoint_key(&config)?;
         if let Some(db_file) = Store::sqlite_file(&config.database_url) {
             precreate_private_file(&db_file)?;
         }
@@ -91,6 +97,7 @@ impl App {
                 throttle: Arc::new(Throttle::new(&config)),
                 config: Arc::new(config),
                 server_key: Arc::new(server_key),
+                checkpoint_key: Arc::new(checkpoint_key),
                 mailer,
                 kdf_limit: Arc::new(tokio::sync::Semaphore::new(kdf_permits())),
                 password_limit: Arc::new(tokio::sync::Semaphore::new(kdf_permits())),
@@ -212,7 +219,7 @@ pub fn load_or_create_server_key(config: &Config) -> anyhow::Result<ServerKey> {
     match std::fs::read_to_string(path) {
         Ok(text) => {
             let text = Zeroizing::new(text);
-            warn_if_readable_by_others(path);
+            warn_if_readable_by_others(path, "server key");
             ServerKey::parse(text.trim()).map_err(|e| {
                 anyhow::anyhow!("server key file {} is not valid: {e}", path.display())
             })
@@ -228,19 +235,65 @@ pub fn load_or_create_server_key(config: &Config) -> anyhow::Result<ServerKey> {
     }
 }
 
+/// The checkpoint key from `config.checkpoint_key`, else from `config.checkpoint_key_file`,
+/// generating that file (mode 0600, fsync'd) if it does not exist, named after
+/// `checkpoint_origin`. A key keeps its name when the origin changes later (its key id depends
+/// on it), with a warning. Errors never include key material.
+pub fn load_or_create_checkpoint_key(config: &Config) -> anyhow::Result<CheckpointKey> {
+    let key = if let Some(text) = &config.checkpoint_key {
+        CheckpointKey::parse(text.expose_secret()).map_err(|e| {
+            anyhow::anyhow!("SEALPOST_CHECKPOINT_KEY is not a valid checkpoint key: {e}")
+        })?
+    } else {
+        let path = &config.checkpoint_key_file;
+        match std::fs::read_to_string(path) {
+            Ok(text) => {
+                let text = Zeroizing::new(text);
+                warn_if_readable_by_others(path, "checkpoint key");
+                CheckpointKey::parse(&text).map_err(|e| {
+                    anyhow::anyhow!("checkpoint key file {} is not valid: {e}", path.display())
+                })?
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let key = CheckpointKey::generate(&config.checkpoint_origin)
+                    .context("cannot make a checkpoint key")?;
+                write_private_file(path, key.encode().as_bytes()).with_context(|| {
+                    format!("cannot write checkpoint key file {}", path.display())
+                })?;
+                tracing::info!(path = %path.display(), public_key = %key.verifier(), "generated a new checkpoint key; back it up separately from the database");
+                key
+            }
+            Err(e) => {
+                return Err(e).with_context(|| {
+                    format!("cannot read checkpoint key file {}", path.display())
+                });
+            }
+        }
+    };
+    if key.name() != config.checkpoint_origin {
+        tracing::warn!(
+            key_name = key.name(),
+            origin = %config.checkpoint_origin,
+            "the checkpoint key is named differently from checkpoint_origin; checkpoints carry \
+             the origin and are signed under the key's name"
+        );
+    }
+    Ok(key)
+}
+
 #[cfg(unix)]
-fn warn_if_readable_by_others(path: &Path) {
+fn warn_if_readable_by_others(path: &Path, what: &str) {
     use std::os::unix::fs::PermissionsExt;
     if let Ok(meta) = std::fs::metadata(path) {
         let mode = meta.permissions().mode();
         if mode & 0o077 != 0 {
-            tracing::warn!(path = %path.display(), mode = format!("{:o}", mode & 0o777), "server key file is accessible to other users; chmod 600 it");
+            tracing::warn!(path = %path.display(), mode = format!("{:o}", mode & 0o777), "{what} file is accessible to other users; chmod 600 it");
         }
     }
 }
 
 #[cfg(not(unix))]
-fn warn_if_readable_by_others(_path: &Path) {}
+fn warn_if_readable_by_others(_path: &Path, _what: &str) {}
 
 /// Create an empty database file with mode 0600 if none exists, so SQLite (which gives its
 /// `-wal` and `-shm` files the main file's mode) never creates world-readable files.
@@ -290,6 +343,11 @@ mod tests {
                 .mode()
                 & 0o777;
             assert_eq!(key_mode, 0o600);
+            let checkpoint_key_mode = std::fs::metadata(&config.checkpoint_key_file)?
+                .permissions()
+                .mode()
+                & 0o777;
+            assert_eq!(checkpoint_key_mode, 0o600);
             let db_mode = std::fs::metadata(config.data_dir.join("sealpost.db"))?
                 .permissions()
                 .mode()
@@ -311,11 +369,14 @@ mod tests {
         ));
         drop(conn);
         let key_id = app.state().server_key.key_id();
+        let checkpoint_key = app.state().checkpoint_key.verifier();
+        assert_eq!(checkpoint_key.name(), "127.0.0.1/audit");
         app.store().close().await;
 
-        // Reopening reads the same key back.
+        // Reopening reads the same keys back.
         let again = App::open(config).await?;
         assert_eq!(again.state().server_key.key_id(), key_id);
+        assert_eq!(again.state().checkpoint_key.verifier(), checkpoint_key);
         assert!(audit::verify(again.store()).await?.ok());
         Ok(())
     }
@@ -329,6 +390,32 @@ mod tests {
             Ok(_) => panic!("accepted a bad key"),
             Err(e) => assert!(!format!("{e:#}").contains("hunter2")),
         }
+        Ok(())
+    }
+
+    #[test]
+    fn bad_checkpoint_key_env_is_rejected_without_echo() -> anyhow::Result<()> {
+        let (_dir, config) = TestApp::builder()
+            .set("checkpoint_key", "PRIVATE+KEY+n+00000000+hunter2")
+            .config()?;
+        match load_or_create_checkpoint_key(&config) {
+            Ok(_) => panic!("accepted a bad key"),
+            Err(e) => assert!(!format!("{e:#}").contains("hunter2")),
+        }
+        assert!(
+            !config.checkpoint_key_file.exists(),
+            "no file with the key in the environment"
+        );
+
+        let key = CheckpointKey::generate("elsewhere.example/audit")?;
+        let (_dir, config) = TestApp::builder()
+            .set("checkpoint_key", key.encode().as_str())
+            .config()?;
+        assert_eq!(
+            load_or_create_checkpoint_key(&config)?.verifier(),
+            key.verifier()
+        );
+        assert!(!format!("{config:?}").contains(key.encode().as_str()));
         Ok(())
     }
 

@@ -5,7 +5,6 @@
 //! that fails stops the others too.
 
 use std::io::Write;
-use std::time::Duration;
 
 use anyhow::Context;
 
@@ -62,7 +61,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     }
     let jobs = tokio::spawn(jobs::run_periodic(
         app.state().clone(),
-        Duration::from_secs(600),
+        jobs::period(app.config()),
     ));
     let refusals = tokio::spawn(jobs::run_refusal_flush(
         app.store().clone(),

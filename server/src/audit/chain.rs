@@ -87,8 +87,21 @@ impl VerifyReport {
 const PAGE: i64 = 1000;
 
 /// Walk the whole log in seq order and report the first bad row. Deleting rows at the very
-/// end (truncation) is not detectable from the chain alone; see `docs/AUDIT.md`.
+/// end (truncation) is not detectable from the chain alone; see `docs/AUDIT.md` (a signed
+/// checkpoint kept elsewhere catches it: [`verify_from_anchor`]).
 pub async fn verify(store: &Store) -> Result<VerifyReport> {
+    verify_from_anchor(store, None)
+        .await
+        .map(|(report, _)| report)
+}
+
+/// [`verify`], also returning the hash of the row at `anchor` (a checkpoint's `seq`) if the
+/// walk reached that row and it verified: 32 zero bytes for `anchor` 0, `None` when the log
+/// ends before `anchor` or breaks at or before it.
+pub async fn verify_from_anchor(
+    store: &Store,
+    anchor: Option<i64>,
+) -> Result<(VerifyReport, Option<[u8; 32]>)> {
     // One read transaction: a consistent snapshot while writers keep appending.
     let mut tx = store.begin_read().await?;
     let mut report = VerifyReport {
@@ -97,6 +110,7 @@ pub async fn verify(store: &Store) -> Result<VerifyReport> {
         head_hash: GENESIS_HASH,
         broken: None,
     };
+    let mut anchored = (anchor == Some(0)).then_some(GENESIS_HASH);
     let mut expected_seq: i64 = 1;
     let mut after: i64 = i64::MIN;
     loop {
@@ -120,14 +134,17 @@ pub async fn verify(store: &Store) -> Result<VerifyReport> {
                     seq: expected_seq,
                     kind,
                 });
-                return Ok(report);
+                return Ok((report, anchored));
             }
             report.rows_checked += 1;
             report.last_seq = row.seq;
             report.head_hash = computed;
+            if anchor == Some(row.seq) {
+                anchored = Some(computed);
+            }
             expected_seq += 1;
         }
         after = page.last().map_or(after, |r| r.seq);
     }
-    Ok(report)
+    Ok((report, anchored))
 }

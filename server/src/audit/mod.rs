@@ -10,17 +10,23 @@
 //! and only if the change does, and two writers cannot both read the same "last hash". Use
 //! [`append`] for an event that stands alone.
 //!
+//! The chain alone cannot show that its newest rows are still there, or that it was not
+//! recomputed wholesale: [`checkpoint`] signs its head, to be kept elsewhere.
+//!
 //! Never put a secret (link secret, passphrase, code, password, token, key) or message content
 //! (subject, body, file names) into an event: the log is exported to SIEMs in clear.
 
 mod chain;
+pub mod checkpoint;
 mod export;
 
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-pub use chain::{Break, BreakKind, GENESIS_HASH, VerifyReport, row_hash, verify};
+pub use chain::{
+    Break, BreakKind, GENESIS_HASH, VerifyReport, row_hash, verify, verify_from_anchor,
+};
 pub use export::{ExportError, ExportFormat, export};
 
 use crate::clock::now_ms;
@@ -95,6 +101,8 @@ pub enum Action {
     Throttled,
     /// Repeated refusals of one kind from one client, counted over a window.
     RefusalsCounted,
+    /// A checkpoint of the log was signed (`sealpost audit checkpoint`, or the periodic job).
+    CheckpointSigned,
 }
 
 impl Action {

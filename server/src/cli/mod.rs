@@ -3,8 +3,10 @@
 //! Output contract (scripts and tests rely on it): results go to stdout, logs to stderr;
 //! `token create` and `relay add` print the token or password as the last line; `serve` prints
 //! `listening http=<addr>` (or `https=`) once the HTTP socket is bound, then at once
-//! `listening smtp=<addr>` (and `listening smtps=<addr>` with `smtps_addr`). Exit codes: 0 success, 1 `audit verify` found a broken
-//! chain, 2 any other failure (bad config, database error, unknown user…).
+//! `listening smtp=<addr>` (and `listening smtps=<addr>` with `smtps_addr`). Exit codes: 0
+//! success, 1 `audit verify` found a broken chain or a log that does not extend the checkpoint
+//! it was given (or `audit checkpoint` refused to sign such a log), 2 any other failure (bad
+//! config, database error, unknown user…).
 //!
 //! Every administrative change writes an audit event with actor `cli` in the same transaction
 //! as the change. Each noun (`user`, `token`, `audit`, `relay`, `recipient`) has a file of its own here;
@@ -65,7 +67,7 @@ pub enum AdminCommand {
         #[command(subcommand)]
         command: TokenCommand,
     },
-    /// Check or export the audit log.
+    /// Check, export or checkpoint the audit log.
     Audit {
         #[command(subcommand)]
         command: AuditCommand,

@@ -8,15 +8,16 @@
 //!
 //! [`Config`] is where a setting is declared: its field, with the doc comment that is also its
 //! row in `docs/CONFIG.md` (`docs.rs`) and its default beside it. A setting's checks live in its
-//! section's module (`storage.rs`, `http.rs`, `limits.rs`, `outbound.rs`, `smtp.rs`); values
-//! are extracted once and checked once, and an error names the setting and where it was set
-//! (`error.rs`). Unknown TOML keys and unknown `SEALPOST_*` variables are returned as warnings
-//! (logged once logging is up). A setting that would open Sealpost to everyone (a network as
-//! wide as the Internet where a few hosts are meant) is refused unless a second setting
-//! acknowledges it.
+//! section's module (`storage.rs`, `http.rs`, `checkpoint.rs`, `limits.rs`, `outbound.rs`,
+//! `smtp.rs`); values are extracted once and checked once, and an error names the setting and
+//! where it was set (`error.rs`). Unknown TOML keys and unknown `SEALPOST_*` variables are
+//! returned as warnings (logged once logging is up). A setting that would open Sealpost to
+//! everyone (a network as wide as the Internet where a few hosts are meant) is refused unless a
+//! second setting acknowledges it.
 //!
-//! Secrets (`server_key`, the outbound relay password, the database URL which may carry a
-//! password) are [`SecretString`]s, so `Debug` never prints them, and they serialize redacted.
+//! Secrets (`server_key`, `checkpoint_key`, the outbound relay password, the database URL which
+//! may carry a password) are [`SecretString`]s, so `Debug` never prints them, and they serialize
+//! redacted.
 //! No error message repeats a value read from a source unless a check here put it there on
 //! purpose, for a setting that is not secret.
 
@@ -25,6 +26,7 @@
     reason = "configuration is the one place the environment is read"
 )]
 
+mod checkpoint;
 mod docs;
 mod error;
 mod http;
@@ -69,7 +71,8 @@ pub const DEFAULT_CONFIG_FILE: &str = "sealpost.toml";
 #[serde_inline_default]
 #[derive(Debug, Clone, Deserialize, Serialize, DocumentedFields)]
 pub struct Config {
-    /// Directory for the database, the generated server key and the outbox (created mode 0700).
+    /// Directory for the database, the generated server and checkpoint keys and the outbox
+    /// (created mode 0700).
     #[serde_inline_default(PathBuf::from("./data"))]
     pub data_dir: PathBuf,
     /// HTTP listener, `IP:port`.
@@ -172,6 +175,29 @@ pub struct Config {
     /// `server_key_file` is not read or written. Secret.
     #[serde(default, serialize_with = "storage::redacted")]
     pub server_key: Option<SecretString>,
+    /// Where the Ed25519 key that signs audit checkpoints is kept (mode 0600); generated on
+    /// first start, and named then after `checkpoint_origin`. When not set it follows
+    /// `data_dir`: `<data_dir>/checkpoint.key`.
+    #[serde(default)]
+    pub checkpoint_key_file: PathBuf,
+    /// The checkpoint key itself (key-file format, `PRIVATE+KEY+…`), e.g. from a secret store;
+    /// when set, `checkpoint_key_file` is not read or written. Secret.
+    #[serde(default, serialize_with = "storage::redacted")]
+    pub checkpoint_key: Option<SecretString>,
+    /// The name of this audit log, the first line of every checkpoint: no spaces or `+`. When
+    /// not set it follows `base_url`: `<base_url host>/audit`.
+    #[serde(default)]
+    pub checkpoint_origin: String,
+    /// Minutes between the checkpoints the periodic jobs sign (0: none; `sealpost audit
+    /// checkpoint` signs one at any time). A checkpoint is signed only when the log has grown
+    /// since the last one.
+    #[serde_inline_default(60)]
+    pub checkpoint_interval_minutes: u32,
+    /// An address (a witness: an auditor's mailbox, an archive) each periodic checkpoint is
+    /// mailed to as plain text, through `outbound`; a copy outside the database is what makes
+    /// a checkpoint worth keeping.
+    #[serde(default)]
+    pub checkpoint_mail_to: Option<String>,
     /// Staff and recipient sessions end after this many idle minutes.
     #[serde_inline_default(15)]
     pub session_idle_minutes: u32,
@@ -344,6 +370,7 @@ impl Config {
         let mut warnings = Vec::new();
         storage::check(&mut config, &checks)?;
         http::check(&mut config, &checks, &mut warnings)?;
+        checkpoint::check(&mut config, &checks)?;
         limits::check(&config, &checks)?;
         outbound::check(&config, &checks)?;
         smtp::check(&config, &checks)?;

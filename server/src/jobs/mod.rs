@@ -1,6 +1,6 @@
 //! Background maintenance: expiry and crypto-shredding of finished messages, session cleanup,
-//! old mails of the development outbox, and the counted-refusal events of
-//! `crate::throttle`.
+//! old mails of the development outbox, the counted-refusal events of `crate::throttle`, and
+//! the periodic signed checkpoint of the audit log (mailed to `checkpoint_mail_to`).
 //!
 //! Jobs are plain async functions so the CLI (`sealpost purge`) and the periodic task in
 //! `serve` run the same code. Each message is shredded in its own short `BEGIN IMMEDIATE`
@@ -13,6 +13,7 @@ use std::time::Duration;
 use serde_json::json;
 
 use crate::app::AppState;
+use crate::audit::checkpoint;
 use crate::audit::{self, Action, Event, actor};
 use crate::clock::now_ms;
 use crate::config::{Config, Outbound};
@@ -103,8 +104,51 @@ pub async fn prune_outbox(config: &Config) -> std::io::Result<u64> {
         .map_err(std::io::Error::other)?
 }
 
+/// Sign a checkpoint of the audit log when one is due (`checkpoint_interval_minutes` since the
+/// newest, and the log grew since: [`checkpoint::due`]), and mail it to `checkpoint_mail_to`.
+/// Returns the seq signed. A failed mail is logged, not retried: the checkpoint is stored, and
+/// the next one goes out at the next interval.
+pub async fn checkpoint_if_due(app: &AppState) -> anyhow::Result<Option<i64>> {
+    let config = &app.config;
+    if config.checkpoint_interval_minutes == 0 {
+        return Ok(None);
+    }
+    let every_ms = i64::from(config.checkpoint_interval_minutes) * 60_000;
+    if !checkpoint::due(&app.store, every_ms, now_ms()).await? {
+        return Ok(None);
+    }
+    let signed = checkpoint::sign(
+        &app.store,
+        &app.checkpoint_key,
+        &config.checkpoint_origin,
+        actor::SYSTEM,
+    )
+    .await?;
+    let seq = signed.checkpoint.seq;
+    if let Some(to) = &config.checkpoint_mail_to {
+        let sent = app
+            .mailer
+            .send_checkpoint(to, &signed.checkpoint.origin, seq, &signed.note)
+            .await;
+        if let Err(e) = sent {
+            tracing::error!(seq, error = %e, "could not mail the audit checkpoint to checkpoint_mail_to");
+        }
+    }
+    Ok(Some(seq))
+}
+
+/// How often [`run_periodic`] runs in `serve`: every 10 minutes, or as often as checkpoints
+/// are due when that is more often.
+pub fn period(config: &Config) -> Duration {
+    let ten_minutes = Duration::from_secs(600);
+    match config.checkpoint_interval_minutes {
+        0 => ten_minutes,
+        minutes => ten_minutes.min(Duration::from_secs(u64::from(minutes) * 60)),
+    }
+}
+
 /// One round of every periodic job: purge, stale uploads, expired sessions, old outbox
-/// mails. Errors are logged; the next round tries again.
+/// mails, the audit checkpoint. Errors are logged; the next round tries again.
 pub async fn run_once(app: &AppState) {
     let store = &app.store;
     match purge_expired(store).await {
@@ -126,6 +170,11 @@ pub async fn run_once(app: &AppState) {
         Ok(0) => {}
         Ok(n) => tracing::info!(count = n, "deleted old mails from the outbox"),
         Err(e) => tracing::error!(error = %e, "outbox cleanup failed"),
+    }
+    match checkpoint_if_due(app).await {
+        Ok(Some(seq)) => tracing::info!(seq, "signed an audit checkpoint"),
+        Ok(None) => {}
+        Err(e) => tracing::error!(error = %format!("{e:#}"), "no audit checkpoint signed"),
     }
 }
 
@@ -170,7 +219,7 @@ pub async fn run_periodic(app: AppState, every: Duration) {
 mod tests {
     use super::*;
     use crate::store::testing::{
-        audit_rows, chunks_of, exec, files_holding, temp_store, wrapped_dek,
+        audit_rows, audited, chunks_of, exec, files_holding, temp_store, wrapped_dek,
     };
     use crate::testing::{SENDER, TestApp};
 
@@ -303,6 +352,82 @@ mod tests {
             1,
             "kept for outbound_file_retention_hours"
         );
+        Ok(())
+    }
+
+    /// Proof (checkpoints): the periodic jobs sign a checkpoint when none exists yet, mail it
+    /// to `checkpoint_mail_to` as plain text that verifies byte for byte, and sign the next only
+    /// once `checkpoint_interval_minutes` passed and the log grew; 0 turns them off.
+    #[tokio::test]
+    async fn periodic_checkpoints_are_signed_when_due_and_mailed() -> anyhow::Result<()> {
+        let witness = "witness@example.org";
+        let t = TestApp::builder()
+            .set("checkpoint_mail_to", witness)
+            .build()
+            .await?;
+        let event = || Event::new(actor::CLI, Action::UserAdded);
+        run_once(t.state()).await;
+        assert!(
+            checkpoint::latest(t.store(), 5).await?.is_empty(),
+            "an empty log"
+        );
+
+        audit::append(t.store(), event()).await?;
+        audit::append(t.store(), event()).await?;
+        run_once(t.state()).await;
+        let stored = checkpoint::latest(t.store(), 5).await?;
+        assert_eq!(stored.len(), 1);
+        assert_eq!(stored[0].seq, 2);
+        let mails: Vec<_> = t
+            .outbox()?
+            .into_iter()
+            .filter(|m| m.to == witness)
+            .collect();
+        assert_eq!(mails.len(), 1);
+        assert_eq!(
+            mails[0].subject,
+            "Audit checkpoint: 127.0.0.1/audit at seq 2"
+        );
+        assert_eq!(mails[0].text, stored[0].note, "the body is the checkpoint");
+        let opened = checkpoint::open(
+            mails[0].text.as_bytes(),
+            &t.state().checkpoint_key.verifier(),
+        )?;
+        assert_eq!(opened.seq, 2);
+        let signed = audited(t.store(), "checkpoint_signed").await?;
+        assert_eq!(signed.len(), 1);
+        assert_eq!(signed[0].actor, "system");
+
+        run_once(t.state()).await;
+        exec(
+            t.store(),
+            "UPDATE audit_checkpoints SET signed_at = signed_at - 3600000",
+        )
+        .await?;
+        run_once(t.state()).await;
+        assert_eq!(
+            checkpoint::latest(t.store(), 5).await?.len(),
+            1,
+            "not before the interval, nor for its own event alone"
+        );
+        audit::append(t.store(), event()).await?;
+        run_once(t.state()).await;
+        let stored = checkpoint::latest(t.store(), 5).await?;
+        assert_eq!(stored.iter().map(|c| c.seq).collect::<Vec<_>>(), [4, 2]);
+        assert_eq!(t.outbox()?.iter().filter(|m| m.to == witness).count(), 2);
+
+        let off = TestApp::builder()
+            .set("checkpoint_interval_minutes", 0)
+            .build()
+            .await?;
+        audit::append(off.store(), event()).await?;
+        run_once(off.state()).await;
+        assert!(checkpoint::latest(off.store(), 5).await?.is_empty());
+        assert_eq!(period(off.config()), Duration::from_secs(600));
+        let often = Config::builder()
+            .set("checkpoint_interval_minutes", 2)
+            .build()?;
+        assert_eq!(period(&often), Duration::from_secs(120));
         Ok(())
     }
 }

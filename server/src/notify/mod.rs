@@ -1,4 +1,4 @@
-//! Outbound mail: recipient notifications and one-time codes.
+//! Outbound mail: recipient notifications, one-time codes, and audit checkpoints for a witness.
 //!
 //! A mail is "sent" only when the transport has taken responsibility for it: the file is
 //! fsync'd into the outbox, or the relay answered 250 to the end of DATA. Callers acknowledge
@@ -14,8 +14,8 @@ use std::sync::Arc;
 
 use askama::Template;
 use lettre::Message;
-use lettre::message::header::{HeaderName, HeaderValue};
-use lettre::message::{Mailbox, MultiPart};
+use lettre::message::header::{ContentTransferEncoding, ContentType, HeaderName, HeaderValue};
+use lettre::message::{Body, Mailbox, MultiPart, SinglePart};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::TlsParameters;
 use secrecy::ExposeSecret;
@@ -275,17 +275,40 @@ impl Mailer {
             .await
     }
 
-    async fn send(
+    /// Mail a signed audit checkpoint to a witness (`checkpoint_mail_to`): the note is the
+    /// whole plain-text body, base64-encoded on the wire, so that the body as decoded is the
+    /// checkpoint byte for byte, LF line ends and all.
+    pub async fn send_checkpoint(
+        &self,
+        to: &str,
+        origin: &str,
+        seq: i64,
+        note: &str,
+    ) -> Result<(), NotifyError> {
+        // Bytes, not a `String`: lettre would turn LF into CR LF in a text body.
+        let body =
+            Body::new_with_encoding(note.as_bytes().to_vec(), ContentTransferEncoding::Base64)
+                .map_err(|_| NotifyError::Build("cannot encode the checkpoint".to_owned()))?;
+        let body = SinglePart::builder()
+            .header(ContentType::TEXT_PLAIN)
+            .body(body);
+        let message = self
+            .builder(to, &format!("Audit checkpoint: {origin} at seq {seq}"))?
+            .singlepart(body)
+            .map_err(|e| NotifyError::Build(e.to_string()))?;
+        self.deliver(message).await
+    }
+
+    /// A message from Sealpost to `to`, marked as sent automatically.
+    fn builder(
         &self,
         to: &str,
         subject: &str,
-        text: &str,
-        html: &str,
-    ) -> Result<(), NotifyError> {
+    ) -> Result<lettre::message::MessageBuilder, NotifyError> {
         let to: Mailbox = to
             .parse()
             .map_err(|e| NotifyError::Build(format!("invalid recipient address: {e}")))?;
-        let message = Message::builder()
+        Ok(Message::builder()
             .from(self.0.from.clone())
             .to(to)
             .subject(subject)
@@ -294,12 +317,28 @@ impl Mailer {
             .raw_header(HeaderValue::new(
                 HeaderName::new_from_ascii_str("Auto-Submitted"),
                 "auto-generated".to_owned(),
-            ))
+            )))
+    }
+
+    async fn send(
+        &self,
+        to: &str,
+        subject: &str,
+        text: &str,
+        html: &str,
+    ) -> Result<(), NotifyError> {
+        let message = self
+            .builder(to, subject)?
             .multipart(MultiPart::alternative_plain_html(
                 text.to_owned(),
                 html.to_owned(),
             ))
             .map_err(|e| NotifyError::Build(e.to_string()))?;
+        self.deliver(message).await
+    }
+
+    /// Hand `message` to the transport; `Ok` once it took responsibility for it.
+    async fn deliver(&self, message: Message) -> Result<(), NotifyError> {
         match &self.0.transport {
             Transport::File(dir) => {
                 let bytes = Zeroizing::new(message.formatted());

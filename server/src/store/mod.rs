@@ -27,6 +27,7 @@
 )]
 
 pub mod audit;
+pub mod checkpoints;
 pub mod codes;
 mod durable;
 pub mod messages;

@@ -40,6 +40,7 @@ const TABLES: &[&str] = &[
     "audit_events",
     "relays",
     "pickup_failures",
+    "audit_checkpoints",
 ];
 
 /// How many rows `table` holds.
@@ -144,6 +145,20 @@ pub(crate) async fn forge_audit_row(
         .bind(actor)
         .bind(hash)
         .bind(seq)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// Overwrite the detail, `prev_hash` and `hash` of audit row `row.seq` with `row`'s: an
+/// insider rewriting the chain.
+pub(crate) async fn rewrite_audit_row(store: &Store, row: &AuditRow) -> Result<()> {
+    let mut conn = store.acquire().await?;
+    sqlx::query("UPDATE audit_events SET detail = ?, prev_hash = ?, hash = ? WHERE seq = ?")
+        .bind(&row.detail)
+        .bind(&row.prev_hash)
+        .bind(&row.hash)
+        .bind(row.seq)
         .execute(&mut *conn)
         .await?;
     Ok(())

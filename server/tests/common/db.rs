@@ -14,6 +14,22 @@ use std::time::Duration;
 
 use sqlx::SqlitePool;
 
+/// One row of `audit_events`, as stored.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct AuditRow {
+    pub seq: i64,
+    pub ts: i64,
+    pub actor: String,
+    pub action: String,
+    pub message_id: Option<String>,
+    pub recipient_id: Option<String>,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub detail: String,
+    pub prev_hash: Vec<u8>,
+    pub hash: Vec<u8>,
+}
+
 /// Every row of every table, each row rendered with SQLite's `quote()`, sorted; keyed by
 /// table name.
 pub type Dump = BTreeMap<String, Vec<String>>;
@@ -149,6 +165,38 @@ impl Db {
     /// The highest audit sequence number (0 for an empty log).
     pub fn last_audit_seq(&self) -> i64 {
         self.count("SELECT coalesce(max(seq), 0) FROM audit_events", None)
+    }
+
+    /// Every audit row, in seq order.
+    pub fn audit_rows(&self) -> Vec<AuditRow> {
+        self.runtime
+            .block_on(
+                sqlx::query_as(
+                    "SELECT seq, ts, actor, action, message_id, recipient_id, ip, user_agent, \
+                            detail, prev_hash, hash FROM audit_events ORDER BY seq",
+                )
+                .fetch_all(&self.pool),
+            )
+            .expect("audit rows")
+    }
+
+    /// Overwrite the detail and both hashes of audit row `row.seq` with `row`'s, as an insider
+    /// rewriting the chain would.
+    pub fn rewrite_audit_row(&self, row: &AuditRow) {
+        let done = self
+            .runtime
+            .block_on(
+                sqlx::query(
+                    "UPDATE audit_events SET detail = ?, prev_hash = ?, hash = ? WHERE seq = ?",
+                )
+                .bind(&row.detail)
+                .bind(&row.prev_hash)
+                .bind(&row.hash)
+                .bind(row.seq)
+                .execute(&self.pool),
+            )
+            .expect("rewrite audit row");
+        assert_eq!(done.rows_affected(), 1, "no audit row {}", row.seq);
     }
 
     /// Every stored API token digest.
