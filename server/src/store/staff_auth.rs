@@ -205,3 +205,42 @@ pub async fn clear_failures(conn: &mut SqliteConnection, id: Uuid) -> Result<()>
         .await?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::testing::temp_store;
+    use crate::store::users::{self, Role};
+
+    #[tokio::test]
+    async fn steps_are_accepted_once_and_codes_used_once() -> Result<()> {
+        let (store, _dir) = temp_store().await?;
+        let mut conn = store.acquire().await?;
+        let user = users::insert(&mut conn, "a@example.org", Role::Admin, "$argon2id$x").await?;
+        assert!(put_pending_totp(&mut conn, user.id, b"sealed", 1).await?);
+        assert!(accept_step(&mut conn, user.id, 100, 2).await?);
+        assert!(!accept_step(&mut conn, user.id, 100, 3).await?, "replay");
+        assert!(!accept_step(&mut conn, user.id, 99, 3).await?, "older step");
+        assert!(accept_step(&mut conn, user.id, 101, 4).await?);
+        assert_eq!(
+            totp(&mut conn, user.id).await?.and_then(|t| t.confirmed_at),
+            Some(2)
+        );
+        // A confirmed secret is not replaced by a new enrolment.
+        assert!(!put_pending_totp(&mut conn, user.id, b"other", 5).await?);
+
+        replace_recovery_codes(&mut conn, user.id, &[[1; 32], [2; 32]]).await?;
+        assert!(use_recovery_code(&mut conn, user.id, &[1; 32], 6).await?);
+        assert!(!use_recovery_code(&mut conn, user.id, &[1; 32], 7).await?);
+        assert_eq!(recovery_codes_left(&mut conn, user.id).await?, 1);
+
+        let before = flags(&mut conn, user.id)
+            .await?
+            .map(|f| f.session_generation);
+        assert_eq!(
+            bump_generation(&mut conn, user.id).await?,
+            before.unwrap_or(0) + 1
+        );
+        Ok(())
+    }
+}
