@@ -246,6 +246,12 @@ fn first_admin_signs_in_changes_password_enrols_totp() {
         "{text_home}"
     );
     assert!(text_home.contains("15 minutes"));
+    // The idle warning script knows the limit; the server still decides.
+    assert!(
+        home.text()
+            .contains("data-idle-minutes=\"15\" data-signed-in")
+    );
+    assert!(home.text().contains("src=\"/static/staff-"));
 
     let out = b.post_with_csrf("/staff", "/logout", &[]);
     assert_eq!(out.status, 303);
