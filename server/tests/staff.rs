@@ -223,6 +223,7 @@ fn first_admin_signs_in_changes_password_enrols_totp() {
     let enrol = b.get("/account/totp");
     assert_eq!(enrol.status, 200);
     assert!(enrol.text().contains("<svg"), "no inline SVG QR code");
+    assert!(!enrol.text().contains("<?xml"));
     let secret = between(&enrol.text(), "<code id=\"totp-secret\">", "</code>");
     let bad = b.post_with_csrf("/account/totp", "/account/totp", &[("code", "12345x")]);
     assert_eq!(bad.status, 422);

@@ -89,11 +89,16 @@ fn new_recovery_code() -> String {
 fn qr_svg(uri: &str) -> Result<String, SigninError> {
     let code = qrcode::QrCode::new(uri.as_bytes())
         .map_err(|_| SigninError::Internal("cannot make the QR code"))?;
-    Ok(code
+    let svg = code
         .render::<qrcode::render::svg::Color<'_>>()
         .min_dimensions(200, 200)
         .quiet_zone(true)
-        .build())
+        .build();
+    // Inline in HTML: the element only, without the XML declaration.
+    Ok(match svg.find("<svg") {
+        Some(start) => svg[start..].to_owned(),
+        None => svg,
+    })
 }
 
 pub(super) async fn enrolment(app: &AppState, user: &User) -> Result<Enrolment, SigninError> {
