@@ -158,6 +158,7 @@ mod secret;
 mod sender;
 mod stream;
 pub mod token;
+pub mod totp_secret;
 
 pub use error::CryptoError;
 pub use kdf::{Kek, MAX_PASSPHRASE_LEN, PassphraseKey, WRAPPED_DEK_LEN, wrapped_key_id};

@@ -177,7 +177,8 @@ pub async fn hash_password(password: Zeroizing<String>) -> anyhow::Result<String
 }
 
 /// If there are no users, create [`FIRST_ADMIN_EMAIL`] with a generated password (audited as
-/// `user_added` by `system`) and return its credentials.
+/// `user_added` by `system`) and return its credentials. The admin must change the password
+/// at first sign-in (`must_change_password`).
 pub async fn ensure_first_admin(store: &Store) -> anyhow::Result<Option<NewCredentials>> {
     {
         let mut conn = store.acquire().await?;
@@ -193,6 +194,8 @@ pub async fn ensure_first_admin(store: &Store) -> anyhow::Result<Option<NewCrede
         return Ok(None);
     }
     let user = users::insert(&mut tx, FIRST_ADMIN_EMAIL, Role::Admin, &hash).await?;
+    // The printed password has been on a terminal: it must be replaced at first sign-in.
+    crate::store::staff_auth::set_must_change_password(&mut tx, user.id, true).await?;
     audit::record(
         &mut tx,
         Event::new(actor::SYSTEM, Action::UserAdded).with_detail(

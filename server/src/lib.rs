@@ -31,6 +31,7 @@ pub mod net;
 pub mod notify;
 pub mod serve;
 pub mod smtp;
+pub mod staff;
 pub mod store;
 pub mod telemetry;
 #[cfg(test)]

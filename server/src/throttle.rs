@@ -47,6 +47,8 @@ pub enum Gate {
     SmtpConnect,
     /// Failed SMTP AUTH attempts.
     SmtpAuthFailure,
+    /// Failed staff sign-ins (password, TOTP or recovery code).
+    StaffSigninFailure,
 }
 
 /// Refused: try again after this long.
@@ -67,6 +69,7 @@ pub struct Throttle {
     smtp_connect: DefaultKeyedRateLimiter<ClientKey>,
     smtp_auth: DefaultKeyedRateLimiter<ClientKey>,
     smtp_auth_per_name: DefaultKeyedRateLimiter<String>,
+    staff_signin: DefaultKeyedRateLimiter<ClientKey>,
     /// Until when a failure budget that ran out refuses attempts up front.
     spent: Mutex<HashMap<Spent, Instant>>,
     clock: DefaultClock,
@@ -102,6 +105,7 @@ impl Throttle {
             smtp_auth_per_name: RateLimiter::keyed(per_minute(
                 config.smtp_auth_failures_per_minute,
             )),
+            staff_signin: RateLimiter::keyed(per_minute(config.staff_signin_failures_per_minute)),
             spent: Mutex::new(HashMap::new()),
             clock: DefaultClock::default(),
             refusals: RefusalLog::new(config),
@@ -114,6 +118,7 @@ impl Throttle {
             Gate::ApiAuthFailure => &self.api_auth,
             Gate::SmtpConnect => &self.smtp_connect,
             Gate::SmtpAuthFailure => &self.smtp_auth,
+            Gate::StaffSigninFailure => &self.staff_signin,
         }
     }
 
@@ -204,6 +209,7 @@ impl Throttle {
         self.smtp_connect.retain_recent();
         self.smtp_auth.retain_recent();
         self.smtp_auth_per_name.retain_recent();
+        self.staff_signin.retain_recent();
     }
 }
 
@@ -225,6 +231,9 @@ pub enum Refused {
     SmtpRefused,
     /// A failed SMTP AUTH.
     RelayAuthFailed,
+    /// A failed staff sign-in (unknown email, wrong password, TOTP or recovery code, locked
+    /// account).
+    StaffSigninFailed,
 }
 
 /// Whether a refusal gets its own audit row.

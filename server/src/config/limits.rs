@@ -20,6 +20,15 @@ pub(super) fn check(config: &Config, checks: &Checks) -> Result<(), ConfigError>
     checks.positive("max_message_bytes", config.max_message_bytes)?;
     checks.positive("max_recipients", config.max_recipients.into())?;
     checks.positive("session_idle_minutes", config.session_idle_minutes.into())?;
+    checks.positive(
+        "staff_session_max_hours",
+        config.staff_session_max_hours.into(),
+    )?;
+    checks.positive(
+        "staff_lockout_threshold",
+        config.staff_lockout_threshold.into(),
+    )?;
+    checks.positive("staff_lockout_minutes", config.staff_lockout_minutes.into())?;
     checks.positive("lockout_threshold", config.lockout_threshold.into())?;
     checks.positive("lockout_minutes", config.lockout_minutes.into())?;
     checks.positive(

@@ -43,6 +43,7 @@ mod values;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
+use crate::store::users::Role;
 use documented::DocumentedFields;
 use figment::Figment;
 use ipnet::IpNet;
@@ -201,6 +202,27 @@ pub struct Config {
     /// Staff and recipient sessions end after this many idle minutes.
     #[serde_inline_default(15)]
     pub session_idle_minutes: u32,
+    /// Staff sessions end this many hours after sign-in, however active.
+    #[serde_inline_default(12)]
+    pub staff_session_max_hours: u32,
+    /// Staff roles that must use a TOTP second factor; a user of such a role without one is
+    /// sent to enrolment right after the password and can do nothing else until it is done.
+    /// Other roles may enrol if they wish.
+    #[serde_inline_default(vec![Role::Admin, Role::Auditor])]
+    pub staff_totp_required_roles: Vec<Role>,
+    /// Failed staff sign-ins (wrong email, password, TOTP or recovery code) one client IP may
+    /// make per minute; beyond it the sign-in page answers `429 Too Many Requests`.
+    #[serde_inline_default(10)]
+    pub staff_signin_failures_per_minute: u32,
+    /// Failed sign-ins to one staff account, from any client, after which the account is
+    /// locked for `staff_lockout_minutes`; the lock lifts by itself, and a successful sign-in
+    /// resets the count. Kept in the database, so a restart does not reset it.
+    #[serde_inline_default(5)]
+    pub staff_lockout_threshold: u32,
+    /// How long a staff account stays locked after `staff_lockout_threshold` failures, in
+    /// minutes. Failures older than this are forgotten.
+    #[serde_inline_default(15)]
+    pub staff_lockout_minutes: u32,
     /// Wrong codes, link secrets or passphrases one client (an IP address, or an IPv6 /64) may
     /// enter for one recipient before that client is blocked from the message for
     /// `lockout_minutes`. From the 3rd wrong entry on, the client must also wait between tries

@@ -22,6 +22,10 @@ pub(super) fn check(config: &Config, checks: &Checks) -> Result<(), ConfigError>
         config.smtp_auth_failures_per_minute.into(),
     )?;
     checks.positive(
+        "staff_signin_failures_per_minute",
+        config.staff_signin_failures_per_minute.into(),
+    )?;
+    checks.positive(
         "audit_refusal_window_seconds",
         config.audit_refusal_window_seconds.into(),
     )?;

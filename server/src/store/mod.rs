@@ -37,6 +37,7 @@ pub mod purge;
 pub mod recipients;
 pub mod relays;
 pub mod sessions;
+pub mod staff_auth;
 pub mod tokens;
 pub mod users;
 

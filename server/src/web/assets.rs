@@ -1,4 +1,4 @@
-//! Static files (CSS, the pickup script, the icon), compiled into the binary and served under
+//! Static files (CSS, the pickup and staff scripts, the icon), compiled into the binary and served under
 //! content-hashed names, `/static/<name>-<hash>.<ext>`, so they can be cached for a year and a
 //! new release can never be mixed with an old cached file. Nothing is read from disk at run
 //! time.
@@ -34,6 +34,11 @@ const SOURCES: &[(&str, &str, &[u8])] = &[
         "pickup.js",
         "text/javascript; charset=utf-8",
         include_bytes!("../../../static/pickup.js"),
+    ),
+    (
+        "staff.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../../static/staff.js"),
     ),
     (
         "icon.svg",

@@ -3,8 +3,8 @@
 //! Handlers stay thin: parse the request, call one domain function, render. They never run
 //! SQL (that is [`crate::store`]) or cryptography (that is `sealpost-crypto`), and they return
 //! [`AppError`] for every failure. The routers of `api/` and `pickup/`, the OpenAPI
-//! description and the static files are merged in [`router`] (staff and admin pages are
-//! planned, not built).
+//! description, the staff sign-in pages (`staff/`) and the static files are merged in
+//! [`router`] (the rest of the staff console and the admin pages are planned, not built).
 //!
 //! GET handlers must not change state (invariant 4): link scanners fetch them.
 
@@ -17,6 +17,7 @@ pub mod openapi;
 pub mod page;
 pub mod pickup;
 pub mod security;
+pub mod staff;
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -46,6 +47,7 @@ pub fn router(state: AppState) -> Router {
         .merge(api::router(&state.config))
         .merge(openapi::router())
         .merge(pickup::router(&state))
+        .merge(staff::router())
         .merge(assets::router())
         .fallback(not_found)
         .layer(sessions)

@@ -42,6 +42,8 @@ pub struct Layout {
     pub css: &'static str,
     pub js: &'static str,
     pub icon: &'static str,
+    /// The staff pages' script (the idle warning).
+    pub staff_js: &'static str,
     /// The pickup id on pickup pages (`data-pickup` for the script); `None` elsewhere.
     pub pickup: Option<String>,
 }
@@ -52,6 +54,7 @@ impl Layout {
             css: assets::url("style.css"),
             js: assets::url("pickup.js"),
             icon: assets::url("icon.svg"),
+            staff_js: assets::url("staff.js"),
             pickup: None,
         }
     }

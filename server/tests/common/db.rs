@@ -219,6 +219,29 @@ impl Db {
         assert_eq!(done.rows_affected(), 1, "no message {message_id}");
     }
 
+    /// The `detail` JSON of every audit event with `action`, oldest first.
+    pub fn audit_details(&self, action: &str) -> Vec<String> {
+        self.runtime
+            .block_on(
+                sqlx::query_scalar("SELECT detail FROM audit_events WHERE action = ? ORDER BY seq")
+                    .bind(action.to_owned())
+                    .fetch_all(&self.pool),
+            )
+            .unwrap_or_else(|e| panic!("audit details of {action}: {e}"))
+    }
+
+    /// The number of rows of `table` (one of the sign-in tables).
+    pub fn rows_of(&self, table: &str) -> i64 {
+        let sql = match table {
+            "staff_signin_failures" => "SELECT count(*) FROM staff_signin_failures",
+            "staff_recovery_codes" => "SELECT count(*) FROM staff_recovery_codes",
+            "staff_totp" => "SELECT count(*) FROM staff_totp",
+            "sessions" => "SELECT count(*) FROM sessions",
+            other => panic!("rows_of: unexpected table {other}"),
+        };
+        self.count(sql, None)
+    }
+
     /// Run `sql` (one or more statements) as an insider with write access would; returns the
     /// rows changed.
     pub fn tamper(&self, sql: &str) -> u64 {
