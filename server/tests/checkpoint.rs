@@ -398,21 +398,24 @@ fn the_checkpoint_key_is_a_private_file_or_comes_from_the_environment() -> TestR
     Ok(())
 }
 
-/// `python3` with the `cryptography` package, under [`common::require`].
-fn python_with_cryptography() -> Option<()> {
+/// A Python with the `cryptography` package, under [`common::require`]: the first `python3`
+/// on the path, or else the system's `/usr/bin/python3` (where Debian's
+/// `python3-cryptography` installs it when another Python comes first on the path).
+fn python_with_cryptography() -> Option<&'static str> {
     common::require("python3-cryptography", || {
-        let out = std::process::Command::new("python3")
-            .args([
-                "-c",
-                "import cryptography.hazmat.primitives.asymmetric.ed25519",
-            ])
-            .output()
-            .map_err(|e| format!("python3: {e}"))?;
-        if out.status.success() {
-            Ok(())
-        } else {
-            Err("python3 has no `cryptography` package".to_owned())
+        for python in ["python3", "/usr/bin/python3"] {
+            let has_it = std::process::Command::new(python)
+                .args([
+                    "-c",
+                    "import cryptography.hazmat.primitives.asymmetric.ed25519",
+                ])
+                .output()
+                .is_ok_and(|out| out.status.success());
+            if has_it {
+                return Ok(python);
+            }
         }
+        Err("no python3 with the `cryptography` package".to_owned())
     })
 }
 
@@ -421,9 +424,9 @@ fn python_with_cryptography() -> Option<()> {
 /// the key `audit public-key` prints, reads its four lines, and refuses it once changed.
 #[test]
 fn an_independent_verifier_accepts_the_checkpoint() -> TestResult {
-    if python_with_cryptography().is_none() {
+    let Some(python) = python_with_cryptography() else {
         return Ok(());
-    }
+    };
     let tmp = tempfile::tempdir()?;
     let data = data_dir(tmp.path(), "live")?;
     grow(&data, 4);
@@ -439,7 +442,7 @@ fn an_independent_verifier_accepts_the_checkpoint() -> TestResult {
     let verify = |checkpoint: &str| -> std::io::Result<(Option<i32>, String)> {
         let file = tmp.path().join("checkpoint.txt");
         std::fs::write(&file, checkpoint)?;
-        let out = std::process::Command::new("python3")
+        let out = std::process::Command::new(python)
             .arg(&script)
             .arg(public_key.trim())
             .arg(&file)
