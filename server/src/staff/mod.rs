@@ -508,10 +508,9 @@ pub async fn change_password(
         let Ok(_permit) = app.password_limit.acquire().await else {
             return Err(PasswordChangeError::Internal("password check unavailable"));
         };
-        tokio::task::spawn_blocking(move || sealpost_crypto::password::hash(&new))
+        crate::app::hash_password(new)
             .await
             .map_err(|_| PasswordChangeError::Internal("password hashing failed"))?
-            .map_err(|_| PasswordChangeError::TooLong)?
     };
     let mut tx = app.store.begin_write().await?;
     users::set_password_hash(&mut tx, staff.user.id, &hash).await?;
