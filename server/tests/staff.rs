@@ -220,6 +220,12 @@ fn first_admin_signs_in_changes_password_enrols_totp() {
 
     // Admins must enrol TOTP next.
     assert_eq!(location(&b.get("/staff")), "/account/totp");
+    // A GET writes nothing (invariant 4): the key is made only by the POST that starts it.
+    let offer = b.get("/account/totp");
+    assert_eq!(offer.status, 200);
+    assert!(!offer.text().contains("totp-secret"), "a GET made a key");
+    let started = b.post_with_csrf("/account/totp", "/account/totp/start", &[]);
+    assert_eq!(location(&started), "/account/totp");
     let enrol = b.get("/account/totp");
     assert_eq!(enrol.status, 200);
     assert!(enrol.text().contains("<svg"), "no inline SVG QR code");

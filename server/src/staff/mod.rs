@@ -528,10 +528,11 @@ pub async fn change_password(
     Ok(generation)
 }
 
-/// Start or continue TOTP enrolment for a user without a confirmed TOTP: the pending secret
-/// (made now if there is none) as text, `otpauth://` URI and QR code.
-pub async fn enrolment(app: &AppState, user: &User) -> Result<Enrolment, SigninError> {
-    totp::enrolment(app, user).await
+/// TOTP enrolment for a user without a confirmed TOTP: the pending secret as text,
+/// `otpauth://` URI and QR code. With `start`, a pending secret is made when there is none
+/// (a POST); without it nothing is written (a GET), and `not_started` says there is none yet.
+pub async fn enrolment(app: &AppState, user: &User, start: bool) -> Result<Enrolment, SigninError> {
+    totp::enrolment(app, user, start).await
 }
 
 /// Confirm enrolment with a first code: returns the ten recovery codes, to be shown once.

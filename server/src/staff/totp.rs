@@ -31,6 +31,9 @@ pub struct Enrolment {
     pub qr_svg: String,
     /// Already enrolled: nothing to show.
     pub done: bool,
+    /// No enrolment is pending, and none was started (`start` was false): nothing to show
+    /// but the offer to start one.
+    pub not_started: bool,
 }
 
 fn totp_of(secret: &[u8]) -> Result<totp_rs::Totp, SigninError> {
@@ -101,28 +104,40 @@ fn qr_svg(uri: &str) -> Result<String, SigninError> {
     })
 }
 
-pub(super) async fn enrolment(app: &AppState, user: &User) -> Result<Enrolment, SigninError> {
-    let mut tx = app.store.begin_write().await?;
-    let row = staff_auth::totp(&mut tx, user.id).await?;
+pub(super) async fn enrolment(
+    app: &AppState,
+    user: &User,
+    start: bool,
+) -> Result<Enrolment, SigninError> {
+    let nothing = |done: bool| Enrolment {
+        secret: Zeroizing::new(String::new()),
+        uri: Zeroizing::new(String::new()),
+        qr_svg: String::new(),
+        done,
+        not_started: !done,
+    };
+    let row = {
+        let mut conn = app.store.acquire().await?;
+        staff_auth::totp(&mut conn, user.id).await?
+    };
     let secret = match row {
-        Some(row) if row.confirmed_at.is_some() => {
-            return Ok(Enrolment {
-                secret: Zeroizing::new(String::new()),
-                uri: Zeroizing::new(String::new()),
-                qr_svg: String::new(),
-                done: true,
-            });
-        }
+        Some(row) if row.confirmed_at.is_some() => return Ok(nothing(true)),
         Some(row) => open(app, user.id, &row.sealed_secret)?,
+        None if !start => return Ok(nothing(false)),
         None => {
             let secret = Zeroizing::new(sealpost_crypto::random_bytes::<20>().to_vec());
             let sealed =
                 sealpost_crypto::totp_secret::seal(&app.server_key, user.id.as_bytes(), &secret);
-            staff_auth::put_pending_totp(&mut tx, user.id, &sealed, now_ms()).await?;
+            let mut tx = app.store.begin_write().await?;
+            let put = staff_auth::put_pending_totp(&mut tx, user.id, &sealed, now_ms()).await?;
+            tx.commit().await?;
+            if !put {
+                // Confirmed by another request meanwhile.
+                return Ok(nothing(true));
+            }
             secret
         }
     };
-    tx.commit().await?;
     let text = Zeroizing::new(Secret::from(secret.as_slice()).to_base32());
     let label = percent_encoding::utf8_percent_encode(
         &format!("{ISSUER}:{}", user.email),
@@ -138,6 +153,7 @@ pub(super) async fn enrolment(app: &AppState, user: &User) -> Result<Enrolment, 
         secret: text,
         uri,
         done: false,
+        not_started: false,
     })
 }
 

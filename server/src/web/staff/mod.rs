@@ -40,6 +40,7 @@ pub fn router() -> Router<AppState> {
         .route("/staff", get(home))
         .route("/account/password", get(password_page).post(password))
         .route("/account/totp", get(totp_page).post(totp))
+        .route("/account/totp/start", post(totp_start))
         .route("/logout", post(logout))
         .route("/logout/everywhere", post(logout_everywhere))
 }
@@ -423,7 +424,7 @@ async fn enrol_response(
     status: StatusCode,
     notice: Option<Notice>,
 ) -> Result<Response, AppError> {
-    let enrolment = staff::enrolment(app, &staff.user)
+    let enrolment = staff::enrolment(app, &staff.user, false)
         .await
         .map_err(|e| AppError::internal("TOTP enrolment", e))?;
     if enrolment.done {
@@ -441,6 +442,7 @@ async fn enrol_response(
             layout: Layout::new(),
             idle_minutes: idle(app),
             required: staff.must_enrol,
+            not_started: enrolment.not_started,
             qr_svg: &enrolment.qr_svg,
             secret: &enrolment.secret,
             csrf: &staff.session.csrf,
@@ -449,7 +451,26 @@ async fn enrol_response(
     ))
 }
 
-/// `GET /account/totp`: the QR code and the key of a pending enrolment (made on first view).
+/// `POST /account/totp/start`: make the pending secret, then show it (`GET /account/totp`).
+async fn totp_start(
+    State(app): State<AppState>,
+    session: Session,
+    ctx: RequestCtx,
+    PageForm(form): PageForm<CsrfForm>,
+) -> Result<Response, AppError> {
+    let staff = match signed_in(&app, &session, &ctx, Page::Totp).await? {
+        Ok(staff) => staff,
+        Err(response) => return Ok(response),
+    };
+    check_csrf(&staff.session, &form.csrf)?;
+    staff::enrolment(&app, &staff.user, true)
+        .await
+        .map_err(|e| AppError::internal("TOTP enrolment", e))?;
+    Ok(see_other("/account/totp"))
+}
+
+/// `GET /account/totp`: the QR code and the key of a pending enrolment, or the offer to
+/// start one (a GET writes nothing: invariant 4).
 async fn totp_page(
     State(app): State<AppState>,
     session: Session,

@@ -75,6 +75,8 @@ pub struct EnrolPage<'a> {
     pub layout: Layout,
     pub idle_minutes: u32,
     pub required: bool,
+    /// No enrolment pending yet: the page offers to start one.
+    pub not_started: bool,
     /// Made by the `qrcode` crate from the `otpauth://` URI: no user-supplied markup.
     pub qr_svg: &'a str,
     pub secret: &'a str,
